@@ -1,0 +1,4 @@
+from reedit.cli import main
+
+if __name__ == "__main__":
+    main()

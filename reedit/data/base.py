@@ -1,0 +1,283 @@
+"""Samples, the dataset base class, ids, categories and the decoded-source cache.
+
+A loader yields raw records; :meth:`Dataset.load` validates them, derives ids, rejects id
+collisions, handles bad records (``on_bad_record: fail | skip``), writes each source image once
+into a shared cache and returns light :class:`Sample` objects whose pixels are decoded on demand.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import hashlib
+import io
+import logging
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reedit.schema import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+CATEGORY_ALIASES = {
+    "物理": "physical",
+    "环境": "environmental",
+    "社会": "cultural",
+    "文化": "cultural",
+    "因果": "causal",
+    "指代": "referential",
+}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used; the message names the file, record index and field."""
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    index: int
+    field: str
+    message: str
+    id: str | None = None
+
+    def __str__(self) -> str:
+        who = f"record {self.index}" + (f" ({self.id})" if self.id else "")
+        return f"{who}, field '{self.field}': {self.message}"
+
+
+@dataclass
+class Sample:
+    """One benchmark item. The source image is decoded from ``source_path`` on each access."""
+
+    id: str
+    category: str
+    instruction: str
+    description: str
+    rationale: str
+    source_path: Path
+    index: int  # position within its category in the dataset file (seed_mode=index)
+    record_index: int  # position in the dataset file
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image(self):  # -> PIL.Image.Image
+        from reedit.data.images import decode_image_bytes
+
+        return decode_image_bytes(self.source_path.read_bytes())
+
+
+@dataclass
+class RawRecord:
+    """What a loader yields: texts plus the source image as bytes or as a file."""
+
+    index: int
+    category: Any
+    instruction: Any
+    description: Any = ""
+    rationale: Any = ""
+    id_hint: str | None = None  # the dataset's own id or path, from which the sample id derives
+    image_bytes: Callable[[], bytes] | None = None  # called only when the cache misses
+    image_file: Path | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (field, message) from reading
+
+
+@dataclass
+class LoadResult:
+    samples: list[Sample]
+    bad_records: list[BadRecord]
+    source: str
+
+
+def normalize_category(value: Any) -> str | None:
+    """English category name for a dataset value (case-insensitive; Chinese aliases)."""
+    if not isinstance(value, str):
+        return None
+    v = value.strip()
+    if v in CATEGORY_ALIASES:
+        return CATEGORY_ALIASES[v]
+    v = v.lower()
+    return v if v in CATEGORIES else None
+
+
+def check_categories(names: list[str]) -> list[str]:
+    """Validate the `categories` config key, suggesting the close match for a typo."""
+    out = []
+    for name in names:
+        canon = normalize_category(name)
+        if canon is None:
+            close = difflib.get_close_matches(str(name).lower(), CATEGORIES, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise DatasetError(
+                f"categories: unknown category '{name}'; known: {', '.join(CATEGORIES)}.{hint}"
+            )
+        out.append(canon)
+    return out
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def make_sample_id(hint: str) -> str:
+    """A stable, filesystem-safe id from a dataset id or path (extension and folders dropped).
+
+    Anything outside ``[A-Za-z0-9._-]`` becomes ``_``; when that changed the text, a short hash of
+    the original keeps distinct originals distinct ("猫" and "狗" do not both become "_").
+    """
+    stem = hint.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    base, dot, ext = stem.rpartition(".")
+    if dot and base and ext.isalnum() and len(ext) <= 5:
+        stem = base
+    stem = unicodedata.normalize("NFC", stem)
+    safe = _UNSAFE.sub("_", stem).strip("._")
+    if safe != stem or not safe:
+        digest = hashlib.sha1(stem.encode()).hexdigest()[:8]
+        safe = f"{safe}_{digest}" if safe else digest
+    return safe
+
+
+class Dataset(abc.ABC):
+    """A benchmark dataset. Subclasses implement :meth:`records` (and :meth:`describe`)."""
+
+    def __init__(self, on_bad_record: str = "fail", cache_dir: str | None = None) -> None:
+        if on_bad_record not in ("fail", "skip"):
+            raise DatasetError(
+                f"dataset.on_bad_record must be 'fail' or 'skip', got '{on_bad_record}'"
+            )
+        self.on_bad_record = on_bad_record
+        self.cache_root = Path(
+            cache_dir or os.environ.get("REEDIT_CACHE") or Path.home() / ".cache" / "reedit"
+        ).expanduser()
+
+    @abc.abstractmethod
+    def records(self) -> Iterator[RawRecord]:
+        """Yield the dataset's records in file order, one at a time."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data comes from (a path), for messages and the report."""
+
+    def cache_key(self) -> str:
+        """Identifies this dataset version in the source-image cache."""
+        return hashlib.sha1(self.describe().encode()).hexdigest()[:16]
+
+    def load(self, categories: list[str] | None = None, limit: int | None = None) -> LoadResult:
+        """Validate every record, cache the sources, then select categories and `limit`."""
+        categories = check_categories(list(categories or CATEGORIES))
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise DatasetError(f"limit must be a positive integer or null, got {limit!r}")
+        cache = self.cache_root / "sources" / self.cache_key()
+        samples: list[Sample] = []
+        bad: list[BadRecord] = []
+        seen: dict[str, int] = {}
+        per_category: dict[str, int] = {}
+        for raw in self.records():
+            sample, problems = self._validate(raw, cache, seen)
+            if problems:
+                bad.extend(problems)
+                continue
+            assert sample is not None
+            sample.index = per_category.get(sample.category, 0)
+            per_category[sample.category] = sample.index + 1
+            seen[sample.id] = raw.index
+            samples.append(sample)
+        if bad and self.on_bad_record == "fail":
+            listing = "\n  ".join(str(b) for b in bad)
+            raise DatasetError(
+                f"{self.describe()}: {len(bad)} bad record(s):\n  {listing}\n"
+                "Fix them, or set dataset.on_bad_record=skip to drop them (they are listed in "
+                "the report)."
+            )
+        for b in bad:
+            log.warning("dataset: skipping %s", b)
+        selected: list[Sample] = []
+        for cat in categories:
+            in_cat = [s for s in samples if s.category == cat]
+            selected.extend(in_cat[:limit] if limit else in_cat)
+        return LoadResult(samples=selected, bad_records=bad, source=self.describe())
+
+    def _validate(
+        self, raw: RawRecord, cache: Path, seen: dict[str, int]
+    ) -> tuple[Sample | None, list[BadRecord]]:
+        problems = [BadRecord(raw.index, f, m) for f, m in raw.errors]
+        category = normalize_category(raw.category)
+        if category is None:
+            problems.append(BadRecord(raw.index, "category", f"unknown category {raw.category!r}"))
+        texts = {}
+        for name, value, required in (
+            ("instruction", raw.instruction, True),
+            ("description", raw.description, False),
+            ("rationale", raw.rationale, False),
+        ):
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                problems.append(BadRecord(raw.index, name, f"expected text, got {value!r:.40}"))
+                value = ""
+            if required and not value.strip():
+                problems.append(BadRecord(raw.index, name, "missing or empty"))
+            texts[name] = value.strip()
+        hint = raw.id_hint or (f"{category}_{raw.index:05d}" if category else f"{raw.index:05d}")
+        sample_id = make_sample_id(str(hint))
+        if sample_id in seen:
+            problems.append(
+                BadRecord(
+                    raw.index,
+                    "id",
+                    f"id '{sample_id}' collides with record {seen[sample_id]} "
+                    f"(both derive from {hint!r})",
+                    sample_id,
+                )
+            )
+        if problems:
+            return None, [
+                BadRecord(p.index, p.field, p.message, p.id or sample_id) for p in problems
+            ]
+        try:
+            source = self._cache_source(raw, cache, sample_id)
+        except (OSError, ValueError) as exc:
+            return None, [BadRecord(raw.index, "image", str(exc), sample_id)]
+        assert category is not None
+        sample = Sample(
+            id=sample_id,
+            category=category,
+            instruction=texts["instruction"],
+            description=texts["description"],
+            rationale=texts["rationale"],
+            source_path=source,
+            index=0,
+            record_index=raw.index,
+            metadata=raw.metadata,
+        )
+        return sample, []
+
+    def _cache_source(self, raw: RawRecord, cache: Path, sample_id: str) -> Path:
+        """Write the source image once; keep plain RGB PNG/JPEG bytes as they are."""
+        from reedit.data.images import check_image_bytes, to_rgb
+        from reedit.records import write_bytes_atomic
+
+        if raw.image_bytes is None and raw.image_file is None:
+            raise ValueError("no image")
+        if raw.image_file is not None and not raw.image_file.is_file():
+            raise ValueError(f"image file not found: {raw.image_file}")
+        target = cache / f"{sample_id}.png"
+        if target.is_file() and target.stat().st_size > 0:
+            return target
+        data = raw.image_file.read_bytes() if raw.image_file else raw.image_bytes()  # type: ignore[misc]
+        check_image_bytes(data)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            plain = img.format == "PNG" and img.mode == "RGB" and not img.getexif().get(0x0112)
+            if not plain:
+                img.load()
+                buf = io.BytesIO()
+                to_rgb(img).save(buf, format="PNG")
+                data = buf.getvalue()
+        write_bytes_atomic(data, target)
+        return target

@@ -1,0 +1,76 @@
+"""A folder of images plus ``samples.jsonl`` (one JSON object per line)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from reedit.data.base import Dataset, DatasetError, RawRecord
+
+_KNOWN = {"id", "image", "instruction", "category", "description", "rationale"}
+
+
+class FolderDataset(Dataset):
+    """``<root>/<index>`` lines: id (optional; default the image stem), image (relative to root),
+    instruction, category, description, rationale, and any other keys as metadata."""
+
+    def __init__(
+        self,
+        root: str,
+        index: str = "samples.jsonl",
+        on_bad_record: str = "fail",
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__(on_bad_record=on_bad_record, cache_dir=cache_dir)
+        self.root = Path(root).expanduser()
+        self.index = self.root / index
+
+    def describe(self) -> str:
+        return str(self.index)
+
+    def cache_key(self) -> str:
+        import hashlib
+
+        if not self.index.is_file():
+            raise DatasetError(f"dataset.root: no {self.index.name} in {self.root}")
+        st = self.index.stat()
+        key = f"{self.index.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    def records(self) -> Iterator[RawRecord]:
+        if not self.index.is_file():
+            raise DatasetError(f"dataset.root: no {self.index.name} in {self.root}")
+        with open(self.index, encoding="utf-8") as f:
+            index = -1
+            for line in f:
+                if not line.strip():
+                    continue
+                index += 1
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield RawRecord(index, None, None, errors=[("line", f"not JSON: {exc}")])
+                    continue
+                if not isinstance(rec, dict):
+                    yield RawRecord(index, None, None, errors=[("line", "not a JSON object")])
+                    continue
+                image = rec.get("image")
+                errors = []
+                if not isinstance(image, str) or not image.strip():
+                    errors.append(("image", "missing or empty"))
+                    image_file = None
+                else:
+                    image_file = self.root / image
+                hint = rec.get("id") if rec.get("id") not in (None, "") else image
+                yield RawRecord(
+                    index=index,
+                    category=rec.get("category"),
+                    instruction=rec.get("instruction"),
+                    description=rec.get("description"),
+                    rationale=rec.get("rationale"),
+                    id_hint=str(hint) if hint else None,
+                    image_file=image_file,
+                    metadata={k: v for k, v in rec.items() if k not in _KNOWN},
+                    errors=errors,
+                )

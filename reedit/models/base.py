@@ -1,0 +1,134 @@
+"""The Editor interface: ``load()``, ``edit(requests) -> results``, ``close()``.
+
+The public :meth:`Editor.edit` validates, batches, times and turns a per-sample exception into an
+error result; adapters implement only :meth:`Editor._edit` (the model call) and, when they hold
+weights, :meth:`Editor._load` / :meth:`Editor._close`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EditRequest:
+    key: str  # the unit of work ("<sample_id>" or "<sample_id>/r1")
+    sample_id: str
+    category: str
+    image: Any  # PIL.Image.Image, RGB
+    instruction: str
+    seed: int
+
+
+@dataclass
+class EditResult:
+    image: Any | None  # PIL.Image.Image on success
+    seconds: float
+    error_type: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.image is not None
+
+
+class Editor(abc.ABC):
+    """An image editor. Every constructor argument comes from the model's YAML."""
+
+    def __init__(self, batch_size: int = 1, parallel: str = "data", runtime: str = "inprocess"):
+        if batch_size < 1:
+            raise ValueError(f"model.batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.parallel = parallel
+        self.runtime = runtime
+        self.loaded = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model once (a second call is a no-op)."""
+        if self.loaded:
+            return
+        t0 = time.perf_counter()
+        log.info("loading editor %s", type(self).__name__)
+        self._load()
+        self.loaded = True
+        log.info("loaded %s in %.2f s", type(self).__name__, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        """Free the model; a later :meth:`load` loads it again."""
+        if self.loaded:
+            self._close()
+            self.loaded = False
+
+    def _load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights (heavy imports go here)."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release weights and device memory."""
+
+    def info(self) -> dict[str, Any]:
+        """Facts recorded with every edit (e.g. the output size policy)."""
+        return {}
+
+    # -- the model call ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
+        """Edit a batch of valid requests; return one PIL image per request, in order."""
+
+    def edit(self, requests: Sequence[EditRequest]) -> list[EditResult]:
+        """Edit every request; a bad request or a failing sample becomes an error result."""
+        if not self.loaded:
+            self.load()
+        results: list[EditResult | None] = [None] * len(requests)
+        valid: list[int] = []
+        for i, req in enumerate(requests):
+            problem = _validate(req)
+            if problem:
+                results[i] = EditResult(None, 0.0, "InvalidRequest", problem)
+            else:
+                valid.append(i)
+        for start in range(0, len(valid), self.batch_size):
+            chunk = valid[start : start + self.batch_size]
+            for i, res in zip(chunk, self._run_chunk([requests[i] for i in chunk])):
+                results[i] = res
+        return [r for r in results if r is not None]
+
+    def _run_chunk(self, batch: list[EditRequest]) -> list[EditResult]:
+        t0 = time.perf_counter()
+        try:
+            images = self._edit(batch)
+            got = len(images) if isinstance(images, list) else type(images).__name__
+            if got != len(batch):
+                raise RuntimeError(
+                    f"{type(self).__name__}._edit returned {got} images for {len(batch)} requests"
+                )
+        except Exception as exc:
+            if len(batch) > 1:  # isolate the failing sample(s): one at a time
+                log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
+                return [r for req in batch for r in self._run_chunk([req])]
+            log.warning("edit %s failed: %s: %s", batch[0].key, type(exc).__name__, exc)
+            return [EditResult(None, time.perf_counter() - t0, type(exc).__name__, str(exc))]
+        seconds = (time.perf_counter() - t0) / len(batch)
+        out = []
+        for img in images:
+            if not hasattr(img, "convert") or not getattr(img, "size", (0, 0))[0]:
+                out.append(EditResult(None, seconds, "InvalidOutput", f"not an image: {img!r:.60}"))
+            else:
+                out.append(EditResult(img if img.mode == "RGB" else img.convert("RGB"), seconds))
+        return out
+
+
+def _validate(req: EditRequest) -> str | None:
+    if not isinstance(req.instruction, str) or not req.instruction.strip():
+        return "empty instruction"
+    size = getattr(req.image, "size", None)
+    if not size or size[0] < 1 or size[1] < 1:
+        return f"invalid input image (size {size})"
+    return None

@@ -1,0 +1,164 @@
+"""The VLM interface: chat conversations with images in, text (and optionally log-probs) out.
+
+A conversation is a list of messages ``{"role": "system"|"user"|"assistant", "content": [...]}``
+whose content items are ``{"type": "text", "text": str}`` or ``{"type": "image", "path": str}``:
+images travel as files. Backends implement :meth:`VLM._chat`; :meth:`VLM.chat` batches, times and
+turns a per-conversation exception into an error reply.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Conversation = list[dict[str, Any]]
+
+
+@dataclass
+class VLMReply:
+    text: str | None
+    seconds: float = 0.0
+    # P(token) for the first answer token, e.g. {"yes": 0.8, "no": 0.2}, where the backend can.
+    logprobs: dict[str, float] | None = None
+    model: str | None = None  # the exact model/snapshot that answered
+    error_type: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.text is not None
+
+
+class VLM(abc.ABC):
+    """A vision-language model backend. Constructor arguments come from YAML."""
+
+    def __init__(self, batch_size: int = 1, **options: Any) -> None:
+        self.batch_size = batch_size
+        self.options = options
+        self.loaded = False
+
+    def load(self) -> None:
+        if not self.loaded:
+            log.info("loading VLM %s", type(self).__name__)
+            self._load()
+            self.loaded = True
+
+    def close(self) -> None:
+        if self.loaded:
+            self._close()
+            self.loaded = False
+
+    def _load(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines this backend's answers (recorded and hashed by its users)."""
+        return {"backend": type(self).__name__, **self.options}
+
+    @abc.abstractmethod
+    def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
+        """Answer a batch of conversations, one reply each, in order."""
+
+    def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
+        if not self.loaded:
+            self.load()
+        out: list[VLMReply] = []
+        for start in range(0, len(conversations), self.batch_size):
+            out.extend(
+                self._run_chunk(
+                    list(conversations[start : start + self.batch_size]), max_new_tokens
+                )
+            )
+        return out
+
+    def _run_chunk(self, batch: list[Conversation], max_new_tokens: int) -> list[VLMReply]:
+        t0 = time.perf_counter()
+        try:
+            replies = self._chat(batch, max_new_tokens)
+            if len(replies) != len(batch):
+                raise RuntimeError(f"{len(replies)} replies for {len(batch)} conversations")
+        except Exception as exc:
+            if len(batch) > 1:
+                return [r for conv in batch for r in self._run_chunk([conv], max_new_tokens)]
+            return [
+                VLMReply(None, time.perf_counter() - t0, None, None, type(exc).__name__, str(exc))
+            ]
+        seconds = (time.perf_counter() - t0) / len(batch)
+        for r in replies:
+            r.seconds = r.seconds or seconds
+        return replies
+
+
+def text(t: str) -> dict[str, Any]:
+    return {"type": "text", "text": t}
+
+
+def image(path: str) -> dict[str, Any]:
+    return {"type": "image", "path": str(path)}
+
+
+@dataclass
+class Answer:
+    """The outcome of asking one question with retries."""
+
+    status: str  # ok | unscored (answered, never parseable) | error (the backend failed)
+    value: Any = None
+    raw: list[str] = field(default_factory=list)  # every reply text, in order
+    attempts: int = 0
+    seconds: float = 0.0
+    model: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+    logprobs: dict[str, float] | None = None
+
+
+def ask(
+    vlm: VLM,
+    conversations: Sequence[Conversation],
+    parse: Any,
+    *,
+    retries: int,
+    max_new_tokens: int,
+) -> list[Answer]:
+    """Ask every conversation; re-ask those whose reply fails ``parse`` up to ``retries`` times.
+
+    ``parse(text, reply) -> value`` raises ``ValueError`` for an unusable reply. A backend error
+    is retried too; what is still failing after the retries is ``error`` (backend) or
+    ``unscored`` (answered but unparseable) with the reason and every raw reply kept.
+    """
+    answers = [Answer("error") for _ in conversations]
+    pending = list(range(len(conversations)))
+    for _ in range(retries + 1):
+        if not pending:
+            break
+        replies = vlm.chat([conversations[i] for i in pending], max_new_tokens)
+        still = []
+        for i, reply in zip(pending, replies):
+            a = answers[i]
+            a.attempts += 1
+            a.seconds += reply.seconds
+            a.model = reply.model or a.model
+            if not reply.ok:
+                a.status, a.error_type, a.error = "error", reply.error_type, reply.error
+                still.append(i)
+                continue
+            a.raw.append(reply.text or "")
+            try:
+                a.value = parse(reply.text or "", reply)
+            except ValueError as exc:
+                a.status, a.error_type, a.error = "unscored", "ParseError", str(exc)
+                still.append(i)
+                continue
+            a.status, a.error_type, a.error, a.logprobs = "ok", None, None, reply.logprobs
+        pending = still
+    return answers

@@ -1,0 +1,156 @@
+"""Typed schemas for every config group, stored in Hydra's ConfigStore under ``schema/``.
+
+Each option YAML starts with ``defaults: [/schema/<group>/<schema>@_here_, _self_]`` so that a
+misspelt key or a wrong type fails at composition, naming the key. Schemas hold no model
+defaults: values live in the YAML files (``MISSING`` here means "the YAML must set it").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+STAGES = ("edit", "analyze", "refine", "judge", "report")
+CATEGORIES = ("physical", "environmental", "cultural", "causal", "referential")
+
+
+# ----------------------------------------------------------------------------- models (editors)
+@dataclass
+class EditorSchema:
+    """Keys every editor shares. Adapters extend it with their own knobs."""
+
+    _target_: str = MISSING
+    batch_size: int = 1
+    # How `gpus` is used: one rank per GPU (data) or one model copy over all GPUs (model).
+    parallel: str = "data"
+    runtime: str = "inprocess"
+
+
+@dataclass
+class IdentitySchema(EditorSchema):
+    pass
+
+
+@dataclass
+class PrecomputedSchema(EditorSchema):
+    images_dir: str = MISSING
+    suffix: str = ".png"
+
+
+# ----------------------------------------------------------------------------- VLM users
+@dataclass
+class RefinerSchema:
+    _target_: str | None = MISSING  # null: no refiner
+    # A VLM backend node (its own `_target_`); null only for refiner=none.
+    vlm: Any = None
+    prompt_version: str = "v1"
+    retries: int = 2
+    max_new_tokens: int = 512
+    batch_size: int = 8
+
+
+@dataclass
+class JudgeSchema:
+    _target_: str | None = MISSING  # null: no judge
+    vlm: Any = None
+    prompt_version: str = "v1"
+    # Which judgements to make: dimension (yes/no on the sample's own category), if, sc, pq.
+    metrics: list[str] = field(default_factory=lambda: ["dimension", "if", "sc"])
+    retries: int = 2
+    max_new_tokens: int = 512
+    batch_size: int = 8
+
+
+# ----------------------------------------------------------------------------- datasets
+@dataclass
+class DatasetSchema:
+    _target_: str = MISSING
+    # fail: a bad record stops the load (all bad records listed); skip: drop and report them.
+    on_bad_record: str = "fail"
+    # Where decoded source images are cached (shared by runs); null: the user cache dir.
+    cache_dir: Any = None
+
+
+@dataclass
+class ReEditSchema(DatasetSchema):
+    # Path to RE-Edit.json; null downloads it from `repo_id` through huggingface_hub.
+    path: Any = None
+    repo_id: str = "Yixuan-Ding-ZJU/RE-Edit"
+    filename: str = "RE-Edit.json"
+
+
+@dataclass
+class FolderSchema(DatasetSchema):
+    root: str = MISSING
+    index: str = "samples.jsonl"
+
+
+# ----------------------------------------------------------------------------- logger
+@dataclass
+class LoggerSchema:
+    _target_: str = MISSING
+
+
+# ----------------------------------------------------------------------------- top level
+@dataclass
+class RefineSettings:
+    mode: str = "joined"  # joined | sequential
+    rounds: int = 1
+
+
+@dataclass
+class CompatSettings:
+    # Apply the reference implementation's failure substitutions (for score parity only).
+    upstream_failures: bool = False
+
+
+@dataclass
+class ReportSettings:
+    bootstrap: int = 1000
+
+
+@dataclass
+class Config:
+    model: Any = MISSING
+    executor: Any = MISSING
+    refiner: Any = MISSING
+    judge: Any = MISSING
+    dataset: Any = MISSING
+    logger: Any = MISSING
+    gpus: list[int] = field(default_factory=list)
+    seed: int = 0
+    seed_mode: str = "id"  # id | index
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    run_dir: Any = None
+    limit: Any = None
+    categories: list[str] = field(default_factory=lambda: list(CATEGORIES))
+    max_error_rate: float = 0.1
+    retry_errors: bool = False
+    fresh: list[str] = field(default_factory=list)
+    refine: RefineSettings = field(default_factory=RefineSettings)
+    compat: CompatSettings = field(default_factory=CompatSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    progress: bool = True
+    # Shown at the start and end of the run and in the report (e.g. "random weights" in a demo).
+    notice: str | None = None
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore (called once before composition)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(group="schema", name="config", node=Config)
+    for group, name, node in (
+        ("model", "editor", EditorSchema),
+        ("model", "identity", IdentitySchema),
+        ("model", "precomputed", PrecomputedSchema),
+        ("refiner", "refiner", RefinerSchema),
+        ("judge", "judge", JudgeSchema),
+        ("dataset", "re_edit", ReEditSchema),
+        ("dataset", "folder", FolderSchema),
+        ("logger", "logger", LoggerSchema),
+    ):
+        cs.store(group=f"schema/{group}", name=name, node=node)

@@ -1,0 +1,18 @@
+"""Experiment trackers: views of the records (W&B comes in a later issue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NullTracker:
+    """``logger=none``: metrics stay in the run folder."""
+
+    def start(self, run_dir: str, config: dict[str, Any], name: str) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, Any]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
