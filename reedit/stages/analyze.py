@@ -6,7 +6,7 @@ import logging
 
 from reedit.records import OK
 from reedit.refiner import CritiqueRequest
-from reedit.stages.common import RunContext, chunks, image_for, produced, round_label
+from reedit.stages.common import RunContext, chunks, image_for, produced, round_label, unit_fp
 
 log = logging.getLogger(__name__)
 STAGE = "analyze"
@@ -25,7 +25,7 @@ def run_analyze(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
         if found:
             inputs[f"{s.id}/r{r}"] = (s, found)
     fp = ctx.fp[f"analyze/r{r}"]
-    expected = {k: fp for k in inputs}
+    expected = {k: unit_fp(fp, found[1]) for k, (_, found) in inputs.items()}
     existing = store.load()
     pending = ctx.plan(STAGE, existing, expected)
     blocked = len(ctx.samples) - len(inputs)
@@ -58,7 +58,7 @@ def run_analyze(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
                         "category": s.category,
                         "round": r,
                         "status": ans.status,
-                        "fingerprint": fp,
+                        "fingerprint": expected[req.key],
                         "seconds": round(ans.seconds, 4),
                         "attempts": ans.attempts,
                         "raw": ans.raw,

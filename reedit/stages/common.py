@@ -112,10 +112,13 @@ class RunContext:
 
     def plan(self, stage: str, existing: dict[str, dict], expected: dict[str, str]) -> list[str]:
         """Keys still to do. ``expected`` maps each key to the fingerprint its record must carry."""
+        # A record made from a compat substitute is redone once the real input exists.
         stale = [
             k
             for k, fp in expected.items()
-            if k in existing and existing[k].get("fingerprint") != fp
+            if k in existing
+            and existing[k].get("fingerprint") != fp
+            and not existing[k].get("substituted")
         ]
         if stale and stage not in self.redo_stale:
             raise ConfigMismatch(
@@ -184,9 +187,13 @@ class RunContext:
         }
 
 
+def unit_fp(base: str, substituted: str | None) -> str:
+    """A unit's fingerprint: its stage's, marked when its input is a compat substitute."""
+    return fingerprint([base, "substituted", substituted]) if substituted else base
+
+
 def stage_fingerprints(cfg: DictConfig, rounds: int) -> dict[str, str]:
     """Fingerprint of every unit kind: edit, analyze/r, refine/r, and the image labels."""
-    compat = bool(cfg.compat.upstream_failures)
     fp = {
         "edit": fingerprint(
             {"model": output_config(cfg.model), "seed": cfg.seed, "seed_mode": cfg.seed_mode}
@@ -196,7 +203,7 @@ def stage_fingerprints(cfg: DictConfig, rounds: int) -> dict[str, str]:
     previous = fp["edit"]
     for r in range(1, rounds + 1):
         fp[f"analyze/r{r}"] = fingerprint(
-            {"refiner": output_config(cfg.refiner), "input": previous, "compat": compat}
+            {"refiner": output_config(cfg.refiner), "input": previous}
         )
         fp[f"refine/r{r}"] = fingerprint(
             {
@@ -210,7 +217,7 @@ def stage_fingerprints(cfg: DictConfig, rounds: int) -> dict[str, str]:
         fp[round_label(r)] = previous = fp[f"refine/r{r}"]
     judge = {k: v for k, v in (output_config(cfg.judge) or {}).items() if k != "metrics"}
     for label in ["primary"] + [round_label(r) for r in range(1, rounds + 1)]:
-        fp[f"judge/{label}"] = fingerprint({"judge": judge, "image": fp[label], "compat": compat})
+        fp[f"judge/{label}"] = fingerprint({"judge": judge, "image": fp[label]})
     return fp
 
 
@@ -220,7 +227,9 @@ def produced(ctx: RunContext) -> dict[str, dict[str, dict]]:
     for stage in ("edit", "analyze", "refine"):
         recs = ctx.ok_records(stage)
         out[stage] = {
-            k: r for k, r in recs.items() if r.get("fingerprint") == ctx.fp.get(_fp_key(stage, k))
+            k: r
+            for k, r in recs.items()
+            if r.get("fingerprint") == unit_fp(ctx.fp[_fp_key(stage, k)], r.get("substituted"))
         }
     return out
 

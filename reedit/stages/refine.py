@@ -10,7 +10,7 @@ import logging
 
 from reedit.models.base import EditRequest, EditResult
 from reedit.records import ERROR, OK, write_image_atomic
-from reedit.stages.common import RunContext, chunks, image_for, produced, round_label
+from reedit.stages.common import RunContext, chunks, image_for, produced, round_label, unit_fp
 
 log = logging.getLogger(__name__)
 STAGE = "refine"
@@ -28,7 +28,7 @@ def run_refine(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
         if critique and found:
             units[f"{s.id}/r{r}"] = (s, found, critique["re_edit"])
     fp = ctx.fp[f"refine/r{r}"]
-    expected = {k: fp for k in units}
+    expected = {k: unit_fp(fp, u[1][1]) for k, u in units.items()}
     pending = ctx.plan(STAGE, store.load(), expected)
     if not pending:
         log.info("refine r%d: nothing to do (%d done)", r, len(expected))
@@ -51,7 +51,7 @@ def run_refine(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
                         "round": r,
                         "mode": mode,
                         "instructions": prompts,
-                        "fingerprint": fp,
+                        "fingerprint": expected[key],
                         "seconds": round(res.seconds, 4),
                         "model": ctx.choices.get("executor"),
                         "input": str(path),

@@ -1,0 +1,34 @@
+# reedit: two commands on a fresh machine.
+#   make demo   install into .venv, then run the demo experiment
+#   make test   install into .venv, then run the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch build this machine kind installs from its local mirror (see the README).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
+export WANDB_MODE ?= disabled
+
+.PHONY: install demo test lint bench
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH) -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/python -m reedit +experiment=demo
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python benchmarks/pipeline_overhead.py
+	$(BIN)/python benchmarks/loader_memory.py

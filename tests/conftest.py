@@ -1,0 +1,56 @@
+"""Shared fixtures. Every test runs offline, on CPU, with W&B disabled."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+for var, value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "WANDB_MODE": "disabled",
+}.items():
+    os.environ.setdefault(var, value)
+if str(TESTS) not in sys.path:  # the test doubles' module, for `_target_: doubles.X`
+    sys.path.insert(0, str(TESTS))
+
+TEST_CONF = f"file://{TESTS / 'conf'}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Decoded sources go to a per-session cache, never to the user's home."""
+    monkeypatch.setenv("REEDIT_CACHE", str(tmp_path_factory.getbasetemp() / "reedit-cache"))
+
+
+@pytest.fixture
+def compose():
+    """Compose the real config tree (plus tests/conf for the test doubles) with overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from reedit.cli import config_dir  # registers schemas and resolvers
+
+    def _compose(*overrides: str, return_hydra_config: bool = False):
+        with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="reedit"):
+            return hydra_compose(
+                "config",
+                overrides=[f"hydra.searchpath=[{TEST_CONF}]", *overrides],
+                return_hydra_config=return_hydra_config,
+            )
+
+    return _compose
+
+
+def reedit_env(**extra: str) -> dict[str, str]:
+    """Environment for a `python -m reedit` subprocess that can import the test doubles."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env

@@ -1,0 +1,124 @@
+"""Test doubles, named as such. Real VLM backends come in a later issue; until then the refiner
+and the judge are driven by :class:`ScriptedVLM`, which speaks the real :class:`VLM` interface.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reedit.models.base import EditRequest
+from reedit.models.editors.identity import IdentityEditor
+from reedit.models.vlm.base import VLM, Conversation, VLMReply
+
+# Which question a conversation asks, recognised from the v1 system prompts.
+ROUTES = {
+    "review the result": "critique",
+    "strict evaluator": "dimension",
+    "follows its edit instruction": "if",
+    "editing success": "sc",
+    "perceptual quality": "pq",
+}
+
+
+def _texts(conv: Conversation) -> str:
+    return "\n".join(c["text"] for m in conv for c in m["content"] if c["type"] == "text")
+
+
+def _images(conv: Conversation) -> list[str]:
+    return [c["path"] for m in conv for c in m["content"] if c["type"] == "image"]
+
+
+class ScriptedVLM(VLM):
+    """Answers deterministically from the images' bytes and the question asked.
+
+    ``garbage``: substrings of the prompt that make it answer unparseable text;
+    ``fail``: substrings that make it raise (a backend error); ``delay``: seconds per answer;
+    ``replies``: a queue of literal replies used first (for unit tests of retries).
+    """
+
+    instances: list[ScriptedVLM] = []
+
+    def __init__(
+        self,
+        garbage: Sequence[str] = (),
+        fail: Sequence[str] = (),
+        delay: float = 0.0,
+        replies: Sequence[str] = (),
+        batch_size: int = 4,
+    ) -> None:
+        super().__init__(batch_size=batch_size, garbage=list(garbage), fail=list(fail))
+        self.garbage, self.fail, self.delay = list(garbage), list(fail), delay
+        self.replies = list(replies)
+        self.calls: list[Conversation] = []
+        self.loads = 0
+        ScriptedVLM.instances.append(self)
+
+    def _load(self) -> None:
+        self.loads += 1
+
+    def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
+        out = []
+        for conv in conversations:
+            self.calls.append(conv)
+            if self.delay:
+                time.sleep(self.delay)
+            prompt = _texts(conv)
+            if any(s in prompt for s in self.fail):
+                raise RuntimeError("scripted backend failure")
+            if self.replies:
+                out.append(VLMReply(self.replies.pop(0), model="scripted"))
+                continue
+            if any(s in prompt for s in self.garbage):
+                out.append(VLMReply("I cannot answer that { in JSON", model="scripted"))
+                continue
+            out.append(VLMReply(self.answer(conv), model="scripted"))
+        return out
+
+    @staticmethod
+    def answer(conv: Conversation) -> str:
+        prompt = _texts(conv)
+        kind = next((k for s, k in ROUTES.items() if s in prompt), None)
+        h = hashlib.sha256(kind.encode() if kind else b"")
+        for path in _images(conv):
+            h.update(Path(path).read_bytes())
+        n = int(h.hexdigest()[:8], 16)
+        if kind == "critique":
+            return (
+                "<CoT>The edit keeps the scene layout.</CoT>\n"
+                f"<CoT>Check {n % 7} details.</CoT>\n"
+                "<Re_edit>Fix the lighting direction.</Re_edit>\n"
+                "<Re_edit>Improve the overall image quality.</Re_edit>"
+            )
+        if kind == "dimension":
+            verdict = "yes" if n % 3 else "no"
+            return json.dumps({"score": verdict, "reasoning": "scripted"})
+        if kind == "if":
+            return json.dumps({"score": n % 11, "reason": "scripted"})
+        if kind in ("sc", "pq"):
+            return json.dumps({"score": [n % 11, (n >> 8) % 11], "reasoning": "scripted"})
+        return "unrecognised question"
+
+
+class SlowIdentityEditor(IdentityEditor):
+    """Identity with a delay per image; the sample ids listed in ``fail_file`` (one per line,
+    when the file exists) fail, so a test can "fix the cause" by deleting the file."""
+
+    def __init__(self, delay: float = 0.0, fail_file: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+        self.fail_file = Path(fail_file) if fail_file else None
+
+    def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
+        failing = set()
+        if self.fail_file and self.fail_file.is_file():
+            failing = set(self.fail_file.read_text().split())
+        for req in requests:
+            if req.sample_id in failing:
+                raise RuntimeError(f"scripted failure for {req.sample_id}")
+            time.sleep(self.delay)
+        return super()._edit(requests)
