@@ -108,6 +108,10 @@ class RecordStore:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for path in self.files():
             target = self.dir / "archive" / f"{path.stem}.{stamp}.jsonl"
+            n = 1
+            while target.exists():  # two archives within one second must not overwrite
+                n += 1
+                target = self.dir / "archive" / f"{path.stem}.{stamp}-{n}.jsonl"
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
             moved.append(target)

@@ -83,6 +83,7 @@ class RawRecord:
     id_hint: str | None = None  # the dataset's own id or path, from which the sample id derives
     image_bytes: Callable[[], bytes] | None = None  # called only when the cache misses
     image_file: Path | None = None
+    image_field: str = "image"  # the dataset's field named in image errors
     metadata: dict[str, Any] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (field, message) from reading
 
@@ -107,7 +108,7 @@ def normalize_category(value: Any) -> str | None:
 
 def check_categories(names: list[str]) -> list[str]:
     """Validate the `categories` config key, suggesting the close match for a typo."""
-    out = []
+    out: list[str] = []
     for name in names:
         canon = normalize_category(name)
         if canon is None:
@@ -116,7 +117,8 @@ def check_categories(names: list[str]) -> list[str]:
             raise DatasetError(
                 f"categories: unknown category '{name}'; known: {', '.join(CATEGORIES)}.{hint}"
             )
-        out.append(canon)
+        if canon not in out:  # "physical" and "Physical" must not select the samples twice
+            out.append(canon)
     return out
 
 
@@ -205,6 +207,8 @@ class Dataset(abc.ABC):
         self, raw: RawRecord, cache: Path, seen: dict[str, int]
     ) -> tuple[Sample | None, list[BadRecord]]:
         problems = [BadRecord(raw.index, f, m) for f, m in raw.errors]
+        if any(f in ("record", "line") for f, _ in raw.errors):
+            return None, problems  # nothing else to check in a line that is not a record
         category = normalize_category(raw.category)
         if category is None:
             problems.append(BadRecord(raw.index, "category", f"unknown category {raw.category!r}"))
@@ -241,7 +245,7 @@ class Dataset(abc.ABC):
         try:
             source = self._cache_source(raw, cache, sample_id)
         except (OSError, ValueError) as exc:
-            return None, [BadRecord(raw.index, "image", str(exc), sample_id)]
+            return None, [BadRecord(raw.index, raw.image_field, str(exc), sample_id)]
         assert category is not None
         sample = Sample(
             id=sample_id,

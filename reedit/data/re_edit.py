@@ -96,6 +96,8 @@ class ReEditDataset(Dataset):
                     f"{path}: expected a JSON list of records at the top level, found {kind}"
                 )
             f.seek(0)
+            if f.read(3) != b"\xef\xbb\xbf":  # ijson does not accept a UTF-8 BOM
+                f.seek(0)
             try:
                 for index, rec in enumerate(ijson.items(f, "item", use_float=True)):
                     yield self._raw(index, rec)
@@ -119,6 +121,7 @@ class ReEditDataset(Dataset):
             rationale=rec.get("rationale_short_en"),
             id_hint=path if isinstance(path, str) and path.strip() else None,
             image_bytes=(lambda: decode_b64(b64)) if not errors else None,
+            image_field="src_img_b64",
             metadata={
                 k: v for k, v in rec.items() if k not in _KNOWN and isinstance(v, (str, int, list))
             }

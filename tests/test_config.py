@@ -1,0 +1,232 @@
+"""Every config option composes and instantiates; schema errors name the key; the CLI is light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TESTS, reedit_env
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from reedit.config import ConfigError, instantiate
+from reedit.data.base import DatasetError
+from reedit.models.base import Editor
+from reedit.run import run, validate
+
+CONF = ROOT / "conf"
+GROUPS = ("model", "executor", "refiner", "judge", "dataset", "logger")
+NEEDS = {"precomputed": ["{group}.images_dir=/nonexistent"], "folder": ["dataset.root=/nowhere"]}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "group,option", [(g, o) for g in GROUPS for o in options(g)], ids=lambda x: str(x)
+)
+def test_every_option_composes_and_instantiates(compose, group, option):
+    extra = [x.format(group=group) for x in NEEDS.get(option, [])]
+    cfg = compose(f"{group}={option}", *extra)
+    node = cfg[group]
+    if node._target_ is None:  # refiner=none / judge=none: disabled, nothing to build
+        assert option == "none"
+        return
+    obj = instantiate(node, what=group)
+    if group in ("model", "executor"):
+        assert isinstance(obj, Editor) and not obj.loaded  # building loads nothing
+
+
+def test_executor_reuses_the_model_files(compose):
+    cfg = compose("executor=precomputed", "executor.images_dir=/x")
+    model_file = compose("model=precomputed", "model.images_dir=/x")
+    assert cfg.executor == model_file.model
+
+
+def test_experiment_demo_composes(compose):
+    cfg = compose("+experiment=demo")
+    assert cfg.dataset.path.endswith("re_edit_demo.json")
+    assert "DEMO" in cfg.notice
+
+
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        ("model.batchsize=2", "batchsize"),
+        ("seeed=1", "seeed"),
+        ("refine.modes=joined", "modes"),
+        ("dataset.on_bad_records=skip", "on_bad_records"),
+    ],
+)
+def test_misspelt_key_fails_at_composition_naming_it(compose, override, fragment):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(override)
+    assert fragment in str(err.value) + str(err.value.__cause__)
+
+
+@pytest.mark.parametrize("override", ["seed=abc", "model.batch_size=many", "max_error_rate=x"])
+def test_wrong_type_fails_at_composition(compose, override):
+    with pytest.raises((ConfigCompositionException, ValidationError)) as err:
+        compose(override)
+    key = override.split("=")[0].split(".")[-1]
+    assert key in str(err.value) + str(err.value.__cause__)
+
+
+def test_misspelt_key_in_a_user_yaml_names_the_key(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from reedit.cli import config_dir
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text(
+        "defaults:\n  - /schema/model/identity@_here_\n  - _self_\n"
+        "_target_: reedit.models.editors.identity.IdentityEditor\nbatchsize: 3\n"
+    )
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        with pytest.raises((ConfigCompositionException, ConfigKeyError)) as err:
+            compose("config", overrides=[f"hydra.searchpath=[file://{tmp_path}]", "model=mine"])
+    assert "batchsize" in str(err.value) + str(err.value.__cause__)
+
+
+def test_instantiate_names_unknown_key_and_suggests(compose):
+    cfg = compose("model=slow_identity", "+model.dealy=1")
+    with pytest.raises(ConfigError, match=r"model\.dealy.*Did you mean 'model\.delay'"):
+        instantiate(cfg.model, what="model")
+    with pytest.raises(ConfigError, match=r"cannot import 'nowhere\.Editor'"):
+        instantiate({"_target_": "nowhere.Editor"}, what="model")
+
+
+@pytest.mark.parametrize(
+    "override,error,fragment",
+    [
+        ("stages=[edit,judje]", ConfigError, "judje"),
+        ("seed_mode=position", ConfigError, "seed_mode"),
+        ("refine.mode=parallel", ConfigError, "refine.mode"),
+        ("refine.rounds=0", ConfigError, "refine.rounds"),
+        ("max_error_rate=2", ConfigError, "max_error_rate"),
+        ("fresh=[judging]", Exception, "fresh"),
+    ],
+)
+def test_validate_names_the_key(compose, tmp_path, override, error, fragment):
+    cfg = compose("dataset=demo", override)
+    with pytest.raises(error, match=fragment):
+        run(cfg, run_dir=tmp_path)
+
+
+def test_judge_metric_typo(compose):
+    cfg = compose("judge=scripted", "judge.metrics=[dimension,iff]")
+    with pytest.raises(ConfigError, match="iff"):
+        validate(cfg)
+
+
+def test_category_typo_suggests(compose, tmp_path):
+    cfg = compose("dataset=demo", "categories=[physcal]")
+    with pytest.raises(DatasetError, match="Did you mean 'physical'"):
+        run(cfg, run_dir=tmp_path)
+
+
+def test_help_lists_groups_without_importing_torch():
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "reedit", "--help"],
+        capture_output=True,
+        text=True,
+        env=reedit_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for group in (
+        "model: identity, precomputed",
+        "dataset: demo, folder, re_edit",
+        "judge:",
+        "refiner:",
+        "executor:",
+        "logger:",
+        "experiment: demo",
+    ):
+        assert group in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    for heavy in ("torch", "diffusers", "transformers", "accelerate", "wandb", "PIL"):
+        assert heavy not in imported, f"--help imported {heavy}"
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_cfg_job_prints_each_model(model):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reedit",
+            f"model={model}",
+            "model.images_dir=/x" if model == "precomputed" else "seed=0",
+            "--cfg",
+            "job",
+        ],
+        capture_output=True,
+        text=True,
+        env=reedit_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "_target_: reedit.models.editors." in proc.stdout
+
+
+def test_installed_wheel_runs_outside_the_source_tree(tmp_path):
+    """Configs, prompts and the demo dataset ship inside the wheel."""
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    wheel = next((tmp_path / "dist").glob("reedit-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "reedit/conf/config.yaml" in names and "reedit/conf/model/identity.yaml" in names
+    assert "reedit/data/demo/re_edit_demo.json" in names
+    assert "reedit/prompts/v1/judge_if_system.txt" in names
+    assert not any(n.startswith("tests/") for n in names)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)  # what `pip install --target` lays out
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = reedit_env(PYTHONPATH=str(site))
+    where = subprocess.run(
+        [sys.executable, "-P", "-c", "import reedit.cli as c; print(c.__file__, c.config_dir())"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert where.stdout.split() == [str(site / "reedit" / "cli.py"), str(site / "reedit" / "conf")]
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "reedit", "dataset=demo", "limit=1", "progress=false"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(work.glob("outputs/*/*/metrics.json"))) == 1
+
+
+def test_tests_conf_is_test_only():
+    assert not (CONF / "model" / "slow_identity.yaml").exists()
+    assert (TESTS / "conf" / "model" / "slow_identity.yaml").exists()
+    assert Path(ROOT / "conf" / "__init__.py").exists()

@@ -1,0 +1,161 @@
+"""`python -m reedit` in a subprocess: the run folder, a no-op resume, and SIGKILL + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TEST_CONF, reedit_env
+
+PY = sys.executable
+
+
+def reedit(*args: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PY, "-m", "reedit", *args],
+        cwd=cwd,
+        env=reedit_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **popen,
+    )
+
+
+def test_demo_run_folder_and_noop_resume(tmp_path):
+    args = ("dataset=demo", "model=identity", "refiner=none", "judge=none")
+    first = reedit(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    runs = list((tmp_path / "outputs").glob("*/*"))
+    assert len(runs) == 1
+    run_dir = runs[0]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", run_dir.parent.name)
+    assert re.fullmatch(r"\d{2}-\d{2}-\d{2}-\d{6}_identity", run_dir.name)
+    for name in (
+        ".hydra/config.yaml",
+        "reedit.log",
+        "records/edit.jsonl",
+        "metrics.json",
+        "samples.csv",
+        "report.md",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert len(list((run_dir / "images").glob("*/*/primary.png"))) == 10
+    edit_records = (run_dir / "records" / "edit.jsonl").read_bytes()
+    original_config = (run_dir / ".hydra" / "config.yaml").read_bytes()
+
+    again = reedit(*args, f"run_dir={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (run_dir / "records" / "edit.jsonl").read_bytes() == edit_records
+    assert list((tmp_path / "outputs").glob("*/*")) == [run_dir]  # no second folder
+    log = (run_dir / "reedit.log").read_text()
+    assert log.count("loading editor") == 1  # the first run only
+    assert "edit: nothing to do (10 samples done)" in log
+    assert (run_dir / ".hydra" / "config.yaml").read_bytes() == original_config
+    assert len(list((run_dir / ".hydra").glob("resume-*/config.yaml"))) == 1
+
+
+def test_multirun_folders(tmp_path):
+    out = reedit(
+        "-m",
+        "dataset=demo",
+        "model=identity",
+        "seed=1,2",
+        "limit=1",
+        "progress=false",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    jobs = sorted(p for p in (tmp_path / "multirun").glob("*/*/*") if p.is_dir())
+    assert [j.name for j in jobs] == ["0_identity", "1_identity"]
+    for job in jobs:
+        assert (job / "metrics.json").is_file()
+
+
+# ------------------------------------------------------------------------------ SIGKILL + resume
+FULL = (
+    f"hydra.searchpath=[{TEST_CONF}]",
+    "dataset=demo",
+    "model=slow_identity",
+    "model.delay=0.12",
+    "executor=slow_identity",
+    "refiner=scripted",
+    "judge=scripted",
+    "judge.vlm.delay=0.04",
+    "report.bootstrap=200",
+    "progress=false",
+)
+
+
+def lines(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def run_and_kill(run_dir: Path, stage: str, at: int, cwd: Path) -> None:
+    """Start a run, SIGKILL it once `records/<stage>.jsonl` has `at` lines."""
+    proc = subprocess.Popen(
+        [PY, "-m", "reedit", *FULL, f"run_dir={run_dir}"],
+        cwd=cwd,
+        env=reedit_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    records = run_dir / "records" / f"{stage}.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        while lines(records) < at:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, f"{records} never reached {at} lines"
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def comparable(run_dir: Path) -> dict:
+    """Final records (latest per key, without timings) and the scores."""
+    out = {}
+    for path in sorted((run_dir / "records").glob("*.jsonl")):
+        latest = {}
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            for volatile in ("time", "seconds", "input", "image"):
+                rec.pop(volatile, None)
+            latest[rec["key"]] = rec
+        out[path.name] = latest
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    out["scores"] = metrics["scores"]
+    out["counts"] = {
+        s: {k: v for k, v in c.items() if k != "seconds"} for s, c in metrics["stages"].items()
+    }
+    out["images"] = sorted(
+        (str(p.relative_to(run_dir)), p.read_bytes()) for p in (run_dir / "images").rglob("*.png")
+    )
+    return out
+
+
+@pytest.mark.parametrize("stage,at", [("edit", 4), ("judge", 25)])
+def test_sigkill_mid_stage_then_resume_matches_uninterrupted(tmp_path, stage, at):
+    reference = tmp_path / "reference"
+    done = reedit(*FULL, f"run_dir={reference}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+    resumed = tmp_path / "resumed"
+    run_and_kill(resumed, stage, at, tmp_path)
+    total = {"edit": 10, "judge": 60}[stage]
+    assert at <= lines(resumed / "records" / f"{stage}.jsonl") < total  # killed mid-stage
+    assert not (resumed / "metrics.json").exists()
+    again = reedit(*FULL, f"run_dir={resumed}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert lines(resumed / "records" / f"{stage}.jsonl") == total  # nothing redone twice
+    assert not list(resumed.rglob(".*.tmp-*"))  # no temporary file left behind
+    assert comparable(resumed) == comparable(reference)
