@@ -86,9 +86,11 @@ def test_misspelt_key_in_a_user_yaml_names_the_key(tmp_path):
         "defaults:\n  - /schema/model/identity@_here_\n  - _self_\n"
         "_target_: reedit.models.editors.identity.IdentityEditor\nbatchsize: 3\n"
     )
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        with pytest.raises((ConfigCompositionException, ConfigKeyError)) as err:
-            compose("config", overrides=[f"hydra.searchpath=[file://{tmp_path}]", "model=mine"])
+    with (
+        initialize_config_dir(str(config_dir()), version_base="1.3"),
+        pytest.raises((ConfigCompositionException, ConfigKeyError)) as err,
+    ):
+        compose("config", overrides=[f"hydra.searchpath=[file://{tmp_path}]", "model=mine"])
     assert "batchsize" in str(err.value) + str(err.value.__cause__)
 
 
