@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from reedit.data.base import Sample
-from reedit.models.base import EditRequest, Editor
+from reedit.models.base import Editor, EditRequest
 from reedit.models.editors.identity import IdentityEditor
 from reedit.models.editors.precomputed import PrecomputedEditor
 from reedit.run import run
