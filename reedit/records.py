@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ def fingerprint(obj: Any) -> str:
 def write_bytes_atomic(data: bytes, path: Path) -> None:
     """Write to a temporary name in the same folder, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -42,16 +43,46 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
             tmp.unlink()
 
 
-def write_image_atomic(image: Any, path: Path) -> None:
+def write_image_atomic(image: Any, path: Path, compress_level: int = 1) -> None:
     """Save a PIL image as PNG atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from reedit.data.png import encode_png
+
+    write_bytes_atomic(encode_png(image, compress_level), path)
+
+
+class ArtefactWriter:
+    """Writes output images in background threads and appends each record once its image is on
+    disk (so a record never points at a missing file). ``close()`` waits for every write."""
+
+    def __init__(self, store: RecordStore, workers: int = 2, compress_level: int = 1) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.store = store
+        self.compress_level = compress_level
+        self.max_pending = 2 * workers  # back-pressure: bounded images in memory
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="reedit-writer")
+        self._pending: list = []
+
+    def submit(self, image: Any, path: Path, record: dict) -> None:
+        while len(self._pending) >= self.max_pending:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._write, image, path, record))
+
+    def _write(self, image: Any, path: Path, record: dict) -> None:
+        try:
+            write_image_atomic(image, path, self.compress_level)
+        except Exception as exc:  # e.g. disk full: this sample's error, the run goes on
+            record.update(status=ERROR, error_type=type(exc).__name__, error=f"{path}: {exc}")
+            record.pop("image", None)
+        self.store.append(record)
+
+    def close(self) -> None:
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._pending.clear()
+            self._pool.shutdown(wait=True)
 
 
 class RecordStore:
@@ -66,6 +97,7 @@ class RecordStore:
         suffix = f".rank{rank}" if rank is not None else ""
         self.path = self.dir / f"{stage}{suffix}.jsonl"
         self._fh = None
+        self._lock = threading.Lock()
 
     def files(self) -> list[Path]:
         if not self.dir.is_dir():
@@ -83,23 +115,32 @@ class RecordStore:
                     if not line.endswith("\n"):
                         log.warning("%s:%d: ignoring a partly written last line", path, lineno)
                         break
-                    if line.strip():
+                    if not line.strip():
+                        continue
+                    try:
                         rec = json.loads(line)
                         latest[rec["key"]] = rec
+                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                        raise ValueError(
+                            f"{path}:{lineno}: not a record ({exc}); this file was edited or "
+                            "corrupted by hand: fix or remove that line"
+                        ) from None
         return latest
 
     def append(self, record: dict) -> None:
         """Append one record and flush it (a crash loses at most the units in flight)."""
         if "key" not in record or record.get("status") not in STATUSES:
             raise ValueError(f"a record needs a key and a status in {STATUSES}: {record!r}")
-        if self._fh is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            _drop_partial_tail(self.path)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         record.setdefault("stage", self.stage)
         record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
-        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._fh.flush()
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            if self._fh is None:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                _drop_partial_tail(self.path)
+                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - see close()
+            self._fh.write(line)
+            self._fh.flush()
 
     def archive(self) -> list[Path]:
         """Move this stage's record files to ``records/archive/`` (start the stage afresh)."""

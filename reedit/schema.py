@@ -133,6 +133,7 @@ class Config:
     compat: CompatSettings = field(default_factory=CompatSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     progress: bool = True
+    png_compress_level: int = 1
     # Shown at the start and end of the run and in the report (e.g. "random weights" in a demo).
     notice: str | None = None
 

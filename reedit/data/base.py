@@ -179,19 +179,26 @@ class Dataset(abc.ABC):
         seen: dict[str, int] = {}
         per_category: dict[str, int] = {}
         for raw in self.records():
+            # Position within the category counts every record of it, bad ones too, so that
+            # seed_mode=index gives a sample the same seed whether or not others were skipped.
+            category = normalize_category(raw.category)
+            position = per_category.get(category, 0) if category else -1
+            if category:
+                per_category[category] = position + 1
             sample, problems = self._validate(raw, cache, seen)
+            ids = {p.id for p in problems if p.id} | ({sample.id} if sample else set())
+            for sid in ids:  # ids clash case-insensitively (macOS/Windows file systems)
+                seen.setdefault(sid.lower(), raw.index)
             if problems:
                 bad.extend(problems)
                 continue
             assert sample is not None
-            sample.index = per_category.get(sample.category, 0)
-            per_category[sample.category] = sample.index + 1
-            seen[sample.id] = raw.index
+            sample.index = position
             samples.append(sample)
         if bad and self.on_bad_record == "fail":
             listing = "\n  ".join(str(b) for b in bad)
             raise DatasetError(
-                f"{self.describe()}: {len(bad)} bad record(s):\n  {listing}\n"
+                f"{self.describe()}: {len({b.index for b in bad})} bad record(s):\n  {listing}\n"
                 "Fix them, or set dataset.on_bad_record=skip to drop them (they are listed in "
                 "the report)."
             )
@@ -223,17 +230,17 @@ class Dataset(abc.ABC):
             if not isinstance(value, str):
                 problems.append(BadRecord(raw.index, name, f"expected text, got {value!r:.40}"))
                 value = ""
-            if required and not value.strip():
+            elif required and not value.strip():
                 problems.append(BadRecord(raw.index, name, "missing or empty"))
             texts[name] = value.strip()
         hint = raw.id_hint or (f"{category}_{raw.index:05d}" if category else f"{raw.index:05d}")
         sample_id = make_sample_id(str(hint))
-        if sample_id in seen:
+        if sample_id.lower() in seen:
             problems.append(
                 BadRecord(
                     raw.index,
                     "id",
-                    f"id '{sample_id}' collides with record {seen[sample_id]} "
+                    f"id '{sample_id}' collides with record {seen[sample_id.lower()]} "
                     f"(both derive from {hint!r})",
                     sample_id,
                 )
@@ -244,7 +251,7 @@ class Dataset(abc.ABC):
             ]
         try:
             source = self._cache_source(raw, cache, sample_id)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # any decoder failure is this record's problem
             return None, [BadRecord(raw.index, raw.image_field, str(exc), sample_id)]
         assert category is not None
         sample = Sample(

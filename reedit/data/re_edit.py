@@ -123,7 +123,7 @@ class ReEditDataset(Dataset):
             image_bytes=(lambda: decode_b64(b64)) if not errors else None,
             image_field="src_img_b64",
             metadata={
-                k: v for k, v in rec.items() if k not in _KNOWN and isinstance(v, (str, int, list))
+                k: v for k, v in rec.items() if k not in _KNOWN
             }
             | ({"original_image_path": path} if path else {}),
             errors=errors,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from reedit.models.base import EditRequest, EditResult
-from reedit.records import ERROR, OK, write_image_atomic
+from reedit.records import ERROR, OK, ArtefactWriter
 from reedit.stages.common import RunContext, chunks
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ def run_edit(ctx: RunContext) -> None:
         return
     log.info("edit: %d of %d samples to edit", len(pending), len(expected))
     samples = [ctx.by_id[k] for k in pending]
+    writer = ArtefactWriter(store, compress_level=int(ctx.cfg.png_compress_level))
     try:
         editor = ctx.model("model")
         with ctx.progress(STAGE, len(samples)) as bar:
@@ -52,21 +53,24 @@ def run_edit(ctx: RunContext) -> None:
                     }
                     if res.ok:
                         path = ctx.image_path(s, "primary")
-                        write_image_atomic(res.image, path)
                         record |= {
                             "status": OK,
                             "image": ctx.rel(path),
                             "size": list(res.image.size),
                         }
+                        writer.submit(res.image, path, record)  # the record follows the image
                     else:
                         record |= {
                             "status": ERROR,
                             "error_type": res.error_type,
                             "error": res.error,
                         }
-                    store.append(record)
+                        store.append(record)
                     bar.update(1)
     finally:
-        ctx.release("model")
-        store.close()
+        try:
+            writer.close()
+        finally:
+            ctx.release("model")
+            store.close()
     ctx.check_error_rate(STAGE, store.load(), expected)

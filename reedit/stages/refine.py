@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from reedit.models.base import EditRequest, EditResult
-from reedit.records import ERROR, OK, write_image_atomic
+from reedit.records import ERROR, OK, ArtefactWriter
 from reedit.stages.common import RunContext, chunks, image_for, produced, round_label, unit_fp
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def run_refine(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
         return
     log.info("refine r%d: %d to re-edit (%s)", r, len(pending), mode)
     label = round_label(r)
+    writer = ArtefactWriter(store, compress_level=int(ctx.cfg.png_compress_level))
     try:
         executor = ctx.model("executor")
         with ctx.progress(f"refine r{r}", len(pending)) as bar:
@@ -60,20 +61,23 @@ def run_refine(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
                     }
                     if res.ok:
                         out = ctx.image_path(s, label)
-                        write_image_atomic(res.image, out)
                         record |= {"status": OK, "image": ctx.rel(out)}
+                        writer.submit(res.image, out, record)  # the record follows the image
                     else:
                         record |= {
                             "status": ERROR,
                             "error_type": res.error_type,
                             "error": res.error,
                         }
-                    store.append(record)
+                        store.append(record)
                     bar.update(1)
     finally:
-        if not keep_loaded:
-            ctx.release("executor")
-        store.close()
+        try:
+            writer.close()
+        finally:
+            if not keep_loaded:
+                ctx.release("executor")
+            store.close()
     ctx.check_error_rate(STAGE, store.load(), expected)
 
 
