@@ -32,8 +32,14 @@ def make_folder(root: Path, n: int) -> None:
         smooth = np.stack([(x / 2 + i) % 256, (y / 2) % 256, ((x + y) / 4 + 3 * i) % 256], -1)
         img = np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
         Image.fromarray(img).save(root / f"{i:05d}.png")
-        lines.append({"id": f"s{i:05d}", "image": f"{i:05d}.png", "instruction": "make it red",
-                      "category": cats[i % 5]})
+        lines.append(
+            {
+                "id": f"s{i:05d}",
+                "image": f"{i:05d}.png",
+                "instruction": "make it red",
+                "category": cats[i % 5],
+            }
+        )
     (root / "samples.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
 
 
@@ -53,8 +59,14 @@ def main(n: int = 200) -> dict:
         data.mkdir()
         make_folder(data, n)
         cache = tmp / "cache"
-        overrides = [f"dataset.root={data}", f"dataset.cache_dir={cache}", "dataset=folder",
-                     "model=identity", "stages=[edit]", "progress=false"]
+        overrides = [
+            f"dataset.root={data}",
+            f"dataset.cache_dir={cache}",
+            "dataset=folder",
+            "model=identity",
+            "stages=[edit]",
+            "progress=false",
+        ]
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
         # warm the source cache and the imports with a throw-away run

@@ -662,3 +662,29 @@ def test_ids_collide_case_insensitively_and_with_a_bad_record(tmp_path: Path) ->
     message = load_error(write_json(tmp_path, records))
     assert "record 1" in message and "collides with record 0" in message
     assert "record 3" in message and "collides with record 2" in message
+
+
+def test_second_load_of_an_unchanged_file_uses_the_index(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from reedit.data.re_edit import ReEditDataset
+
+    records = [rec("physical", path="a.png"), rec("causal", path="b.png", edit_instruction_en="")]
+    path = write_json(tmp_path, records)
+    first = load(path, on_bad_record="skip")
+
+    def no_parsing(self):
+        raise AssertionError("parsed the file again")
+
+    with monkeypatch.context() as m:
+        m.setattr(ReEditDataset, "records", no_parsing)
+        again = load(path, on_bad_record="skip")
+    assert [(s.id, s.index, s.instruction, s.source_path) for s in again.samples] == [
+        (s.id, s.index, s.instruction, s.source_path) for s in first.samples
+    ]
+    assert again.bad_records == first.bad_records and again.samples[0].image.size == (8, 6)
+    # a changed file is read again
+    records[1]["edit_instruction_en"] = "now fine"
+    path.write_text(json.dumps(records))
+    os.utime(path, ns=(1, 1))
+    assert [s.id for s in load(path).samples] == ["a", "b"]

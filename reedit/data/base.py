@@ -146,6 +146,10 @@ def make_sample_id(hint: str) -> str:
 class Dataset(abc.ABC):
     """A benchmark dataset. Subclasses implement :meth:`records` (and :meth:`describe`)."""
 
+    # True when cache_key() changes with any change of the data (one file: path, size, mtime):
+    # then the validated result is kept as an index and a second load does not parse again.
+    indexable = False
+
     def __init__(self, on_bad_record: str = "fail", cache_dir: str | None = None) -> None:
         if on_bad_record not in ("fail", "skip"):
             raise DatasetError(
@@ -174,6 +178,34 @@ class Dataset(abc.ABC):
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise DatasetError(f"limit must be a positive integer or null, got {limit!r}")
         cache = self.cache_root / "sources" / self.cache_key()
+        index = cache / "index.json" if self.indexable else None
+        found = _read_index(index) if index else None
+        if found is None:
+            found = self._scan(cache)
+            if index:
+                _write_index(index, *found)
+        else:
+            log.info(
+                "dataset: %s unchanged since it was last read; using its index", self.describe()
+            )
+        samples, bad = found
+        if bad and self.on_bad_record == "fail":
+            listing = "\n  ".join(str(b) for b in bad)
+            raise DatasetError(
+                f"{self.describe()}: {len({b.index for b in bad})} bad record(s):\n  {listing}\n"
+                "Fix them, or set dataset.on_bad_record=skip to drop them (they are listed in "
+                "the report)."
+            )
+        for b in bad:
+            log.warning("dataset: skipping %s", b)
+        selected: list[Sample] = []
+        for cat in categories:
+            in_cat = [s for s in samples if s.category == cat]
+            selected.extend(in_cat[:limit] if limit else in_cat)
+        return LoadResult(samples=selected, bad_records=bad, source=self.describe())
+
+    def _scan(self, cache: Path) -> tuple[list[Sample], list[BadRecord]]:
+        """Read and validate every record, writing each new source image into the cache."""
         samples: list[Sample] = []
         bad: list[BadRecord] = []
         seen: dict[str, int] = {}
@@ -195,20 +227,7 @@ class Dataset(abc.ABC):
             assert sample is not None
             sample.index = position
             samples.append(sample)
-        if bad and self.on_bad_record == "fail":
-            listing = "\n  ".join(str(b) for b in bad)
-            raise DatasetError(
-                f"{self.describe()}: {len({b.index for b in bad})} bad record(s):\n  {listing}\n"
-                "Fix them, or set dataset.on_bad_record=skip to drop them (they are listed in "
-                "the report)."
-            )
-        for b in bad:
-            log.warning("dataset: skipping %s", b)
-        selected: list[Sample] = []
-        for cat in categories:
-            in_cat = [s for s in samples if s.category == cat]
-            selected.extend(in_cat[:limit] if limit else in_cat)
-        return LoadResult(samples=selected, bad_records=bad, source=self.describe())
+        return samples, bad
 
     def _validate(
         self, raw: RawRecord, cache: Path, seen: dict[str, int]
@@ -276,7 +295,11 @@ class Dataset(abc.ABC):
             raise ValueError("no image")
         if raw.image_file is not None and not raw.image_file.is_file():
             raise ValueError(f"image file not found: {raw.image_file}")
-        target = cache / f"{sample_id}.png"
+        name = sample_id
+        if raw.image_file is not None:  # a replaced image file must not hit a stale cache entry
+            st = raw.image_file.stat()
+            name += "-" + hashlib.sha1(f"{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:8]
+        target = cache / f"{name}.png"
         if target.is_file() and target.stat().st_size > 0:
             return target
         data = raw.image_file.read_bytes() if raw.image_file else raw.image_bytes()  # type: ignore[misc]
@@ -292,3 +315,40 @@ class Dataset(abc.ABC):
                 data = buf.getvalue()
         write_bytes_atomic(data, target)
         return target
+
+
+def _write_index(path: Path, samples: list[Sample], bad: list[BadRecord]) -> None:
+    import dataclasses
+    import json
+
+    from reedit.records import write_bytes_atomic
+
+    payload = {
+        "version": 1,
+        "samples": [dataclasses.asdict(s) | {"source_path": s.source_path.name} for s in samples],
+        "bad": [dataclasses.asdict(b) for b in bad],
+    }
+    write_bytes_atomic(json.dumps(payload, ensure_ascii=False).encode(), path)
+
+
+def _read_index(path: Path) -> tuple[list[Sample], list[BadRecord]] | None:
+    """The index of an unchanged dataset, or None (absent, old or its sources gone)."""
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if payload.get("version") != 1:
+            return None
+        samples = [
+            Sample(**(d | {"source_path": path.parent / d["source_path"]}))
+            for d in payload["samples"]
+        ]
+        bad = [BadRecord(**d) for d in payload["bad"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("dataset: ignoring an unreadable index %s (%s)", path, exc)
+        return None
+    if not all(s.source_path.is_file() for s in samples):
+        return None
+    return samples, bad

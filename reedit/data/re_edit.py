@@ -37,6 +37,8 @@ def decode_b64(value: object) -> bytes:
 class ReEditDataset(Dataset):
     """RE-Edit from ``path``, or from the Hugging Face dataset repo when ``path`` is null."""
 
+    indexable = True
+
     def __init__(
         self,
         path: str | None = None,
@@ -122,9 +124,7 @@ class ReEditDataset(Dataset):
             id_hint=path if isinstance(path, str) and path.strip() else None,
             image_bytes=(lambda: decode_b64(b64)) if not errors else None,
             image_field="src_img_b64",
-            metadata={
-                k: v for k, v in rec.items() if k not in _KNOWN
-            }
+            metadata={k: v for k, v in rec.items() if k not in _KNOWN}
             | ({"original_image_path": path} if path else {}),
             errors=errors,
         )
