@@ -6,6 +6,8 @@ Importing this module loads Hydra and OmegaConf only (``python -m reedit --help`
 from __future__ import annotations
 
 import datetime as _dt
+import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -53,9 +55,14 @@ schema.register()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _app(cfg: DictConfig) -> None:
+    from reedit.config import ReeditError
     from reedit.run import run
 
-    run(cfg)
+    try:
+        run(cfg)
+    except ReeditError as exc:  # a problem the user can fix: the message says how, no traceback
+        logging.getLogger("reedit").error("%s", exc)
+        sys.exit(2)
 
 
 def main() -> None:

@@ -159,3 +159,19 @@ def test_sigkill_mid_stage_then_resume_matches_uninterrupted(tmp_path, stage, at
     assert lines(resumed / "records" / f"{stage}.jsonl") == total  # nothing redone twice
     assert not list(resumed.rglob(".*.tmp-*"))  # no temporary file left behind
     assert comparable(resumed) == comparable(reference)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("categories=[physcal]", "Did you mean 'physical'"),
+        ("dataset.path=/no/such/RE-Edit.json", "dataset.path: no such file"),
+        ("refine.mode=parallel", "refine.mode must be"),
+    ],
+)
+def test_user_errors_exit_2_with_a_message_and_no_traceback(tmp_path, override, message):
+    proc = reedit("dataset=demo", override, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    (log,) = (tmp_path / "outputs").glob("*/*/reedit.log")
+    assert message in log.read_text()  # the run log has it too

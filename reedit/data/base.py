@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reedit.config import ReeditError
 from reedit.schema import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ CATEGORY_ALIASES = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(ReeditError, ValueError):
     """A dataset that cannot be used; the message names the file, record index and field."""
 
 
