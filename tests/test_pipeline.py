@@ -175,3 +175,26 @@ def test_refine_modes_and_rounds(compose, tmp_path, mode):
         ]
     assert metrics["run"]["labels"] == ["primary", "refined", "refined_r2"]
     assert set(metrics["scores"]["overall"]["transitions"]) == {"refined", "refined_r2"}
+
+
+def test_model_load_failure_names_the_group_and_cause(compose, tmp_path):
+    from reedit.stages.common import ModelLoadError
+
+    cfg = compose(
+        "dataset=demo", "model=precomputed", f"model.images_dir={tmp_path}/none", "progress=false"
+    )
+    with pytest.raises(
+        ModelLoadError,
+        match=r"model: loading .*PrecomputedEditor failed: "
+        r"FileNotFoundError: model.images_dir: no such folder",
+    ):
+        run(cfg, run_dir=tmp_path / "run")
+
+
+def test_perceptual_quality_is_judged_when_asked(compose, tmp_path):
+    metrics = run(compose(*FULL, "judge.metrics=[dimension,if,sc,pq]"), run_dir=tmp_path)
+    pq = metrics["scores"]["overall"]["pq"]["by_label"]
+    assert pq["primary"]["n"] == 10 and pq["refined"]["n"] == 10
+    assert "pq" in metrics["judge_health"]
+    header = (tmp_path / "samples.csv").read_text().splitlines()[0]
+    assert "refined_pq_min" in header and "primary_pq_status" in header

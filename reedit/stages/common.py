@@ -43,6 +43,10 @@ class ConfigMismatch(ReeditError):
     """Existing records were made with another configuration."""
 
 
+class ModelLoadError(ReeditError):
+    """A model could not be loaded (the message names the config group and the cause)."""
+
+
 def output_config(node: Any) -> Any:
     """The part of a model config that determines its outputs (runtime keys dropped)."""
     plain = to_plain(node)
@@ -155,7 +159,13 @@ class RunContext:
         """The loaded model of a config group (model, executor, refiner, judge), built once."""
         if group not in self.models:
             obj = instantiate(self.cfg[group], what=group)
-            obj.load()
+            try:
+                obj.load()
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"{group}: loading {self.cfg[group]._target_} failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             self.models[group] = obj
         return self.models[group]
 
