@@ -175,3 +175,34 @@ def test_user_errors_exit_2_with_a_message_and_no_traceback(tmp_path, override, 
     assert message in proc.stderr and "Traceback" not in proc.stderr
     (log,) = (tmp_path / "outputs").glob("*/*/reedit.log")
     assert message in log.read_text()  # the run log has it too
+
+
+def test_full_pipeline_run_folder(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = reedit(
+        f"hydra.searchpath=[{TEST_CONF}]",
+        "dataset=demo",
+        "model=identity",
+        "refiner=scripted",
+        "judge=scripted",
+        f"run_dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for label in ("primary", "refined"):
+        assert len(list((run_dir / "images").glob(f"*/*/{label}.png"))) == 10
+    for stage, n in (("edit", 10), ("analyze", 10), ("refine", 10), ("judge", 60)):
+        assert lines(run_dir / "records" / f"{stage}.jsonl") == n
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    verdict = metrics["scores"]["overall"]["verdict"]
+    assert verdict["primary"]["judged"] == verdict["refined"]["judged"] == 10
+    assert set(metrics["scores"]["categories"]) == {
+        "physical",
+        "environmental",
+        "cultural",
+        "causal",
+        "referential",
+    }
+    report = (run_dir / "report.md").read_text()
+    assert "| primary |" in report and "| refined |" in report and "## Judge health" in report
+    assert "edit: 10 ok" in proc.stderr  # the console summary

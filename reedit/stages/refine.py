@@ -17,6 +17,9 @@ STAGE = "refine"
 
 
 def run_refine(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
+    if ctx.cfg.refiner._target_ is None:
+        log.info("refine: refiner=none, nothing to re-edit")
+        return
     mode = ctx.cfg.refine.mode
     store = ctx.open_store(STAGE)
     done = produced(ctx)
