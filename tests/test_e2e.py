@@ -206,3 +206,12 @@ def test_full_pipeline_run_folder(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "| primary |" in report and "| refined |" in report and "## Judge health" in report
     assert "edit: 10 ok" in proc.stderr  # the console summary
+
+
+def test_demo_experiment_runs_and_says_what_it_is(tmp_path):
+    proc = reedit("+experiment=demo", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "outputs").glob("*/*")
+    assert proc.stderr.count("DEMO:") == 2  # at the start and at the end
+    assert "DEMO:" in (run_dir / "report.md").read_text()
+    assert json.loads((run_dir / "metrics.json").read_text())["stages"]["edit"]["ok"] == 10
