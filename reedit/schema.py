@@ -39,6 +39,31 @@ class PrecomputedSchema(EditorSchema):
     suffix: str = ".png"
 
 
+@dataclass
+class DiffusersSchema(EditorSchema):
+    """A diffusers pipeline editor (the shared vocabulary; values come from the YAML)."""
+
+    path: str = MISSING  # hub id, local pipeline folder, or tiny:<name> (test/demo models)
+    dtype: str = MISSING  # bfloat16 | float16 | float32
+    num_inference_steps: int = MISSING
+    guidance_scale: float | None = None
+    true_cfg_scale: float | None = None
+    negative_prompt: str | None = None
+    height: int | None = None
+    width: int | None = None
+    max_area: int | None = None
+    num_images_per_prompt: int = 1
+    resize_output_to_input: bool = MISSING
+    use_cpu_offload: bool = False
+    generator_device: str = "cpu"  # cpu | device (the model's device)
+    disable_progress_bar: bool = True
+
+
+@dataclass
+class FluxKontextSchema(DiffusersSchema):
+    auto_resize: bool = MISSING
+
+
 # ----------------------------------------------------------------------------- VLM users
 @dataclass
 class RefinerSchema:
@@ -148,6 +173,8 @@ def register() -> None:
         ("model", "editor", EditorSchema),
         ("model", "identity", IdentitySchema),
         ("model", "precomputed", PrecomputedSchema),
+        ("model", "diffusers", DiffusersSchema),
+        ("model", "flux_kontext", FluxKontextSchema),
         ("refiner", "refiner", RefinerSchema),
         ("judge", "judge", JudgeSchema),
         ("dataset", "re_edit", ReEditSchema),

@@ -42,12 +42,21 @@ class EditResult:
 class Editor(abc.ABC):
     """An image editor. Every constructor argument comes from the model's YAML."""
 
-    def __init__(self, batch_size: int = 1, parallel: str = "data", runtime: str = "inprocess"):
+    def __init__(
+        self,
+        batch_size: int = 1,
+        parallel: str = "data",
+        runtime: str = "inprocess",
+        gpus: Sequence[int] = (),
+    ):
         if batch_size < 1:
             raise ValueError(f"model.batch_size must be >= 1, got {batch_size}")
+        if parallel not in ("data", "model"):
+            raise ValueError(f"model.parallel must be 'data' or 'model', got '{parallel}'")
         self.batch_size = batch_size
         self.parallel = parallel
         self.runtime = runtime
+        self.gpus = list(gpus)  # the run's top-level `gpus` (empty: CPU)
         self.loaded = False
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -158,7 +158,8 @@ class RunContext:
     def model(self, group: str) -> Any:
         """The loaded model of a config group (model, executor, refiner, judge), built once."""
         if group not in self.models:
-            obj = instantiate(self.cfg[group], what=group)
+            extra = {"gpus": list(self.cfg.gpus)} if group in ("model", "executor") else {}
+            obj = instantiate(self.cfg[group], what=group, **extra)
             try:
                 obj.load()
             except Exception as exc:

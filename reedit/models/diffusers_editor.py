@@ -1,0 +1,211 @@
+"""What every diffusers-pipeline editor shares: loading (dtype, device, offload, multi-GPU
+placement), per-sample generators, the output size policy and errors that name the config key.
+
+Adapters (``reedit/models/editors/*.py``) subclass :class:`DiffusersEditor`, name their pipeline
+class and implement :meth:`DiffusersEditor.call_kwargs` (the model-specific call). Every value
+comes from the model's YAML; nothing here has a model default of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reedit.models.base import Editor, EditRequest
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("bfloat16", "float16", "float32")
+
+
+class DiffusersEditor(Editor):
+    """A diffusers pipeline behind the :class:`Editor` interface."""
+
+    pipeline_class: str = ""  # e.g. "QwenImageEditPipeline" (imported from diffusers in load)
+
+    def __init__(
+        self,
+        path: str,
+        dtype: str,
+        num_inference_steps: int,
+        guidance_scale: float | None = None,
+        true_cfg_scale: float | None = None,
+        negative_prompt: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        max_area: int | None = None,
+        num_images_per_prompt: int = 1,
+        resize_output_to_input: bool = False,
+        use_cpu_offload: bool = False,
+        generator_device: str = "cpu",
+        disable_progress_bar: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if dtype not in DTYPES:
+            raise ValueError(f"model.dtype must be one of {DTYPES}, got '{dtype}'")
+        self.path = str(path)
+        self.dtype = dtype
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = guidance_scale
+        self.true_cfg_scale = true_cfg_scale
+        self.negative_prompt = negative_prompt
+        self.height, self.width, self.max_area = height, width, max_area
+        self.num_images_per_prompt = num_images_per_prompt
+        self.resize_output_to_input = resize_output_to_input
+        self.use_cpu_offload = use_cpu_offload
+        self.generator_device = generator_device
+        self.disable_progress_bar = disable_progress_bar
+        self.pipe: Any = None
+        self.device = "cpu"
+
+    # -- loading ---------------------------------------------------------------------------
+    def resolve_path(self) -> str:
+        """A local folder, a ``tiny:<name>`` test model (built on first use) or a hub id."""
+        if self.path.startswith("tiny:"):
+            from reedit.tiny import ensure
+
+            return str(ensure(self.path.removeprefix("tiny:")))
+        local = Path(self.path).expanduser()
+        looks_local = self.path.startswith(("/", ".", "~")) or local.exists()
+        if looks_local:
+            if not local.is_dir():
+                raise FileNotFoundError(f"model.path: no such folder: {local}")
+            if not (local / "model_index.json").is_file():
+                raise FileNotFoundError(
+                    f"model.path: {local} is not a diffusers pipeline folder (no "
+                    "model_index.json); point it at the folder that holds model_index.json"
+                )
+            return str(local)
+        return self.path  # a hub id
+
+    def choose_device(self) -> str:
+        import torch
+
+        if not self.gpus:
+            return "cpu"
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"gpus={self.gpus} asks for CUDA but torch sees no GPU "
+                "(torch.cuda.is_available() is False); set gpus=[] to run on the CPU"
+            )
+        device = f"cuda:{self.gpus[0]}"
+        if self.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+            name = torch.cuda.get_device_name(self.gpus[0])
+            raise RuntimeError(
+                f"model.dtype=bfloat16 is not supported on {name}; set model.dtype=float16 "
+                "(or float32)"
+            )
+        return device
+
+    def _load(self) -> None:
+        import diffusers
+        import torch
+
+        self.device = self.choose_device()
+        path = self.resolve_path()
+        cls = getattr(diffusers, self.pipeline_class)
+        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, self.dtype)}
+        if self.parallel == "model" and len(self.gpus) > 1:
+            kwargs["device_map"] = "balanced"
+        try:
+            pipe = cls.from_pretrained(path, **kwargs)
+        except Exception as exc:
+            raise self._explain_load_error(exc, path) from exc
+        if "device_map" not in kwargs:
+            if self.use_cpu_offload and self.device != "cpu":
+                pipe.enable_model_cpu_offload(gpu_id=self.gpus[0])
+            else:
+                pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=self.disable_progress_bar)
+        self.pipe = pipe
+
+    def _explain_load_error(self, exc: Exception, path: str) -> Exception:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        text = f"{type(exc).__name__}: {exc}"
+        if path == self.path and not Path(path).exists():  # a hub id
+            how = (
+                "the hub is offline (HF_HUB_OFFLINE=1)"
+                if offline
+                else "it could not be downloaded (gated repository? no network? log in with "
+                "`hf auth login`)"
+            )
+            return RuntimeError(
+                f"model.path: '{path}' is not in the Hugging Face cache and {how}. Download it "
+                f"once with `hf download {path}`, or set model.path to a local pipeline folder. "
+                f"({text.splitlines()[0][:300]})"
+            )
+        return RuntimeError(f"model.path: cannot load {path}: {text.splitlines()[0][:500]}")
+
+    def _close(self) -> None:
+        import gc
+
+        self.pipe = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass
+
+    # -- the model call ----------------------------------------------------------------------
+    def call_kwargs(self, req: EditRequest) -> dict[str, Any]:
+        """The pipeline's keyword arguments for one request (the model-specific part)."""
+        raise NotImplementedError
+
+    def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
+        import torch
+
+        out = []
+        for req in requests:
+            where = self.device if self.generator_device == "device" else self.generator_device
+            generator = torch.Generator(device=where).manual_seed(req.seed)
+            kwargs = self.call_kwargs(req)
+            if self.num_images_per_prompt != 1:
+                kwargs["num_images_per_prompt"] = self.num_images_per_prompt
+            try:
+                with torch.inference_mode():
+                    image = self.pipe(generator=generator, **kwargs).images[0]
+            except torch.OutOfMemoryError as exc:
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                raise torch.OutOfMemoryError(
+                    f"out of memory on {self.device} for {req.sample_id} "
+                    f"({req.image.size[0]}x{req.image.size[1]} input): lower model.height/"
+                    "model.width or model.max_area, set model.use_cpu_offload=true, or use "
+                    f"parallel=model with more gpus ({str(exc).splitlines()[0][:200]})"
+                ) from None
+            if self.resize_output_to_input and image.size != req.image.size:
+                from PIL import Image
+
+                image = image.resize(req.image.size, Image.Resampling.LANCZOS)
+            out.append(image)
+        return out
+
+    def output_size(self, req: EditRequest, multiple: int) -> tuple[int | None, int | None]:
+        """(height, width): explicit values, else the input's aspect ratio at ``max_area``
+        floored to ``multiple``, else (None, None) for the pipeline's own policy."""
+        if self.height and self.width:
+            return self.height, self.width
+        if self.max_area:
+            w, h = req.image.size
+            scale = (self.max_area / (w * h)) ** 0.5
+            return (
+                max(multiple, int(h * scale) // multiple * multiple),
+                max(multiple, int(w * scale) // multiple * multiple),
+            )
+        return None, None
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline_class,
+            "path": self.path,
+            "dtype": self.dtype,
+            "device": self.device,
+            "resize_output_to_input": self.resize_output_to_input,
+        }
