@@ -108,7 +108,7 @@ class DiffusersEditor(Editor):
         self.device = self.choose_device()
         path = self.resolve_path()
         cls = getattr(diffusers, self.pipeline_class)
-        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, self.dtype)}
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, self.dtype)}
         if self.parallel == "model" and len(self.gpus) > 1:
             kwargs["device_map"] = "balanced"
         try:
