@@ -23,10 +23,14 @@ if str(TESTS) not in sys.path:  # the test doubles' module, for `_target_: doubl
 TEST_CONF = f"file://{TESTS / 'conf'}"
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Decoded sources go to a per-session cache, never to the user's home."""
-    monkeypatch.setenv("REEDIT_CACHE", str(tmp_path_factory.getbasetemp() / "reedit-cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Decoded sources and tiny models go to a per-session cache, never to the user's home
+    (session-scoped so that module fixtures building tiny models see it too)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REEDIT_CACHE", str(tmp_path_factory.getbasetemp() / "reedit-cache"))
+    yield
+    mp.undo()
 
 
 @pytest.fixture

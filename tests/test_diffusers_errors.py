@@ -19,7 +19,9 @@ def test_hub_id_not_downloaded_while_offline(compose, tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError) as err:
         run(cfg, run_dir=tmp_path / "run")
     msg = str(err.value)
-    assert "model.path: 'black-forest-labs/FLUX.1-Kontext-dev' is not in the Hugging Face cache" in msg
+    assert (
+        "model.path: 'black-forest-labs/FLUX.1-Kontext-dev' is not in the Hugging Face cache" in msg
+    )
     assert "HF_HUB_OFFLINE=1" in msg and "hf download black-forest-labs/FLUX.1-Kontext-dev" in msg
 
 
@@ -51,8 +53,11 @@ def test_bfloat16_on_a_gpu_without_it(compose, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-32GB")
     cfg = compose(*BASE, "model=tiny_flux2", "model.dtype=bfloat16", "gpus=[0]")
-    with pytest.raises(ModelLoadError, match=r"model.dtype=bfloat16 is not supported on Tesla "
-                                             r"V100.*set model.dtype=float16"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"model.dtype=bfloat16 is not supported on Tesla "
+        r"V100.*set model.dtype=float16",
+    ):
         run(cfg, run_dir=tmp_path / "run")
 
 
@@ -70,8 +75,15 @@ def test_out_of_memory_on_one_sample_is_its_error_record(compose, tmp_path, monk
         return real_call(self, *args, **kwargs)
 
     monkeypatch.setattr(diffusers.Flux2Pipeline, "__call__", call)
-    cfg = compose("dataset=demo", "progress=false", "categories=[physical]", "model=tiny_flux2",
-                  "model.height=64", "model.width=64", "max_error_rate=0.5")
+    cfg = compose(
+        "dataset=demo",
+        "progress=false",
+        "categories=[physical]",
+        "model=tiny_flux2",
+        "model.height=64",
+        "model.width=64",
+        "max_error_rate=0.5",
+    )
     metrics = run(cfg, run_dir=tmp_path / "run")
     edits = RecordStore(tmp_path / "run", "edit").load()
     bad = edits["00001_physical_medium"]

@@ -31,7 +31,9 @@ class FluxKontextEditor(DiffusersEditor):
             "width": self.width,
             "_auto_resize": self.auto_resize,
         }
-        if self.max_area:
+        if self.height and self.width:  # the pipeline rescales any size to max_area otherwise
+            kwargs["max_area"] = self.height * self.width
+        elif self.max_area:
             kwargs["max_area"] = self.max_area
         if self.true_cfg_scale is not None:
             kwargs["true_cfg_scale"] = self.true_cfg_scale
