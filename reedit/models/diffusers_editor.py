@@ -107,6 +107,8 @@ class DiffusersEditor(Editor):
 
         self.device = self.choose_device()
         path = self.resolve_path()
+        if self.disable_progress_bar:  # also the "Loading pipeline components" bar
+            diffusers.utils.logging.disable_progress_bar()
         cls = getattr(diffusers, self.pipeline_class)
         kwargs: dict[str, Any] = {"dtype": getattr(torch, self.dtype)}
         if self.parallel == "model" and len(self.gpus) > 1:
