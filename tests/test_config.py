@@ -225,3 +225,97 @@ def test_tests_conf_is_test_only():
     assert not (CONF / "model" / "slow_identity.yaml").exists()
     assert (TESTS / "conf" / "model" / "slow_identity.yaml").exists()
     assert Path(ROOT / "conf" / "__init__.py").exists()
+
+
+# The official recommendations (shared/reference/model_apis.md §1-4): the YAMLs must match them.
+OFFICIAL = {
+    "qwen_image_edit": dict(
+        _target_="reedit.models.editors.qwen_image_edit.QwenImageEditEditor",
+        path="Qwen/Qwen-Image-Edit",
+        dtype="bfloat16",
+        num_inference_steps=50,
+        true_cfg_scale=4.0,
+        negative_prompt=" ",
+        generator_device="cpu",
+        resize_output_to_input=False,
+    ),
+    "qwen_image_edit_2511": dict(
+        _target_="reedit.models.editors.qwen_image_edit.QwenImageEditPlusEditor",
+        path="Qwen/Qwen-Image-Edit-2511",
+        dtype="bfloat16",
+        num_inference_steps=40,
+        true_cfg_scale=4.0,
+        negative_prompt=" ",
+        num_images_per_prompt=1,
+        generator_device="cpu",
+    ),
+    "flux_kontext": dict(
+        _target_="reedit.models.editors.flux_kontext.FluxKontextEditor",
+        path="black-forest-labs/FLUX.1-Kontext-dev",
+        dtype="bfloat16",
+        num_inference_steps=28,
+        guidance_scale=2.5,
+        max_area=1024**2,
+        auto_resize=True,
+        height=None,
+        width=None,
+        generator_device="cpu",
+    ),
+    "flux2_dev": dict(
+        _target_="reedit.models.editors.flux2.Flux2Editor",
+        path="black-forest-labs/FLUX.2-dev",
+        dtype="bfloat16",
+        num_inference_steps=50,
+        guidance_scale=4.0,
+        use_cpu_offload=True,
+        generator_device="device",
+    ),
+}
+
+
+@pytest.mark.parametrize("model", sorted(OFFICIAL))
+def test_cfg_job_matches_the_official_recommendation(model):
+    import yaml
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "reedit", f"model={model}", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        env=reedit_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    printed = yaml.safe_load(proc.stdout)["model"]
+    for key, value in OFFICIAL[model].items():
+        assert printed[key] == value, f"model={model}: {key}={printed[key]!r}, official {value!r}"
+    # every value is cited in the YAML
+    for line in (CONF / "model" / f"{model}.yaml").read_text().splitlines():
+        key = line.split(":")[0]
+        if key in ("num_inference_steps", "true_cfg_scale", "guidance_scale", "dtype"):
+            assert "#" in line, f"{model}.yaml: '{key}' has no source comment"
+
+
+def test_seed_document_alias_and_executors(compose):
+    alias, real = compose("model=multi_gpu_qwen_edit"), compose("model=qwen_image_edit")
+    assert alias.model == real.model
+    assert compose("executor=flux2_dev").executor == compose("model=flux2_dev").model
+    assert compose("executor=qwen_image_edit").executor == real.model
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["tiny_qwen_image_edit", "tiny_qwen_image_edit_2511", "tiny_flux_kontext", "tiny_flux2"],
+)
+def test_tiny_configs_are_the_real_ones_on_tiny_weights(compose, model):
+    tiny = compose(f"model={model}").model
+    real = compose(f"model={OFFICIAL_OF[model]}").model
+    assert tiny._target_ == real._target_ and tiny.path == f"tiny:{model[5:]}"
+    assert tiny.dtype == "float32" and tiny.num_inference_steps == 2
+
+
+OFFICIAL_OF = {
+    "tiny_qwen_image_edit": "qwen_image_edit",
+    "tiny_qwen_image_edit_2511": "qwen_image_edit_2511",
+    "tiny_flux_kontext": "flux_kontext",
+    "tiny_flux2": "flux2_dev",
+}
