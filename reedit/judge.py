@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reedit.models.vlm.base import VLM, Answer, ask, image, text
-from reedit.parsing import parse_judge_reply
+from reedit.parsing import JudgeValue, parse_judge_reply
 from reedit.prompts import load_prompt
 
 # metric -> reply kind for the parser
@@ -47,10 +47,21 @@ class Judge:
         retries: int,
         max_new_tokens: int,
         batch_size: int,
+        decision: str = "generate",
+        threshold: float = 0.5,
     ) -> None:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"judge.metrics: unknown {unknown}; choose from {list(METRICS)}")
+        if decision not in ("generate", "logprob"):
+            raise ValueError(f"judge.decision must be 'generate' or 'logprob', got '{decision}'")
+        if decision == "logprob" and not getattr(vlm, "supports_logprobs", False):
+            raise ValueError(
+                f"judge.decision=logprob needs a backend that exposes token probabilities; "
+                f"{type(vlm).__name__} does not: use judge.decision=generate"
+            )
+        self.decision = decision
+        self.threshold = threshold
         self.vlm = vlm
         self.prompt_version = prompt_version
         self.metrics = list(metrics)
@@ -66,6 +77,8 @@ class Judge:
             "prompt_version": self.prompt_version,
             "retries": self.retries,
             "max_new_tokens": self.max_new_tokens,
+            "decision": self.decision,
+            "threshold": self.threshold,
         }
 
     def load(self) -> None:
@@ -83,8 +96,11 @@ class Judge:
             "description": req.description or "(none)",
             "rationale": req.rationale or "(none)",
         }
-        system = load_prompt(v, f"judge_{req.metric}_system").format(**fields)
-        user = load_prompt(v, f"judge_{req.metric}_user").format(**fields)
+        name = f"judge_{req.metric}"
+        if self.uses_logprob(req.metric):
+            name += "_logprob"
+        system = load_prompt(v, f"{name}_system").format(**fields)
+        user = load_prompt(v, f"{name}_user").format(**fields)
         return [
             {"role": "system", "content": [text(system)]},
             {
@@ -93,6 +109,19 @@ class Judge:
             },
         ]
 
+    def uses_logprob(self, metric: str) -> bool:
+        """The yes/no verdict is read from token probabilities in ``decision=logprob`` mode."""
+        return self.decision == "logprob" and METRICS[metric] == "verdict"
+
+    def _from_probabilities(self, _text: str, reply: Any) -> JudgeValue:
+        probs = reply.logprobs or {}
+        mass = probs.get("yes", 0.0) + probs.get("no", 0.0)
+        if mass <= 0:
+            raise ValueError("the backend returned no probability for 'yes' or 'no'")
+        p_yes = probs.get("yes", 0.0) / mass
+        verdict = "yes" if p_yes >= self.threshold else "no"
+        return JudgeValue(verdict, f"P(yes)={p_yes:.4f} (threshold {self.threshold})")
+
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Answer]:
         """One answer per request; ``value`` is a :class:`reedit.parsing.JudgeValue` when ok."""
         out: list[Answer | None] = [None] * len(requests)
@@ -100,12 +129,15 @@ class Judge:
             idx = [i for i, r in enumerate(requests) if r.metric == metric]
             if not idx:
                 continue
+            logprob = self.uses_logprob(metric)
             answers = ask(
                 self.vlm,
                 [self.conversation(requests[i]) for i in idx],
-                lambda reply_text, _reply, kind=kind: parse_judge_reply(reply_text, kind),
-                retries=self.retries,
-                max_new_tokens=self.max_new_tokens,
+                self._from_probabilities
+                if logprob
+                else (lambda reply_text, _reply, kind=kind: parse_judge_reply(reply_text, kind)),
+                retries=0 if logprob else self.retries,  # nothing to re-ask: no parsing
+                max_new_tokens=1 if logprob else self.max_new_tokens,
             )
             for i, a in zip(idx, answers):
                 out[i] = a

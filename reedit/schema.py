@@ -83,8 +83,27 @@ class JudgeSchema:
     prompt_version: str = "v1"
     # Which judgements to make: dimension (yes/no on the sample's own category), if, sc, pq.
     metrics: list[str] = field(default_factory=lambda: ["dimension", "if", "sc"])
+    # generate: JSON verdict with reasoning (reference) | logprob: P(yes) of the first token
+    decision: str = "generate"
+    threshold: float = 0.5
     retries: int = 2
     max_new_tokens: int = 512
+    batch_size: int = 8
+
+
+@dataclass
+class TransformersVLMSchema:
+    """A VLM in process through transformers (``vlm:`` node of a refiner or judge)."""
+
+    _target_: str = MISSING
+    path: str = MISSING  # hub id, local folder, or tiny:<name>
+    dtype: str = MISSING
+    temperature: float = MISSING  # 0: greedy
+    top_p: float = 1.0
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    attn_implementation: str | None = None  # e.g. flash_attention_2 when installed
+    device_map: str | None = None  # e.g. auto: one model spread over the visible GPUs
     batch_size: int = 8
 
 
@@ -177,6 +196,7 @@ def register() -> None:
         ("model", "flux_kontext", FluxKontextSchema),
         ("refiner", "refiner", RefinerSchema),
         ("judge", "judge", JudgeSchema),
+        ("vlm", "transformers", TransformersVLMSchema),
         ("dataset", "re_edit", ReEditSchema),
         ("dataset", "folder", FolderSchema),
         ("logger", "logger", LoggerSchema),

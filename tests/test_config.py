@@ -19,7 +19,11 @@ from reedit.run import run, validate
 
 CONF = ROOT / "conf"
 GROUPS = ("model", "executor", "refiner", "judge", "dataset", "logger")
-NEEDS = {"precomputed": ["{group}.images_dir=/nonexistent"], "folder": ["dataset.root=/nowhere"]}
+NEEDS = {
+    "precomputed": ["{group}.images_dir=/nonexistent"],
+    "folder": ["dataset.root=/nowhere"],
+    "editrefine": ["{group}.vlm.path=/models/EditRefine"],
+}
 
 
 def options(group: str) -> list[str]:

@@ -160,6 +160,8 @@ class RunContext:
         if group not in self.models:
             extra = {"gpus": list(self.cfg.gpus)} if group in ("model", "executor") else {}
             obj = instantiate(self.cfg[group], what=group, **extra)
+            if hasattr(getattr(obj, "vlm", None), "gpus"):  # refiner/judge backends
+                obj.vlm.gpus = list(self.cfg.gpus)
             try:
                 obj.load()
             except Exception as exc:

@@ -79,6 +79,8 @@ def run_judge(ctx: RunContext) -> None:
                         "image": str(path),
                         "substituted": substituted,
                     }
+                    if ans.logprobs and judge.uses_logprob(metric):
+                        record["token_probs"] = ans.logprobs
                     if ans.status == OK:
                         value = ans.value.value
                         record |= {

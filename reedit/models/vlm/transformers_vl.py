@@ -1,0 +1,167 @@
+"""Qwen2.5-VL / Qwen3-VL (any ``AutoModelForImageTextToText`` with a chat-template processor)
+in process through transformers: batched, left-padded generation; first-token yes/no
+probabilities for ``judge.decision=logprob``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reedit.models.vlm.base import VLM, Conversation, VLMReply
+
+log = logging.getLogger(__name__)
+
+
+class TransformersVLM(VLM):
+    """Every generation parameter comes from YAML; ``temperature: 0`` is greedy decoding."""
+
+    supports_logprobs = True
+
+    def __init__(
+        self,
+        path: str,
+        dtype: str,
+        temperature: float,
+        top_p: float,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        attn_implementation: str | None = None,
+        device_map: str | None = None,
+        batch_size: int = 1,
+        gpus: Sequence[int] = (),
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            path=str(path),
+            dtype=dtype,
+            temperature=temperature,
+            top_p=top_p,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+        )
+        self.path, self.dtype = str(path), dtype
+        self.temperature, self.top_p = temperature, top_p
+        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        self.attn_implementation = attn_implementation
+        self.device_map = device_map
+        self.gpus = list(gpus)
+        self.model: Any = None
+        self.processor: Any = None
+        self.answer_ids: dict[str, list[int]] = {}
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": "transformers", **self.options}
+
+    def resolve_path(self) -> str:
+        if self.path.startswith("tiny:"):
+            from reedit.tiny_vlm import ensure_vlm
+
+            return str(ensure_vlm(self.path.removeprefix("tiny:")))
+        local = Path(self.path).expanduser()
+        if self.path.startswith(("/", ".", "~")) and not local.is_dir():
+            raise FileNotFoundError(f"vlm.path: no such folder: {local}")
+        return str(local) if local.is_dir() else self.path
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if self.gpus and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"gpus={self.gpus} asks for CUDA but torch sees no GPU; set gpus=[] for the CPU"
+            )
+        path = self.resolve_path()
+        proc_kwargs = {
+            k: v
+            for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels))
+            if v is not None
+        }
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, self.dtype)}
+        if self.attn_implementation:
+            kwargs["attn_implementation"] = self.attn_implementation
+        if self.device_map:
+            kwargs["device_map"] = self.device_map
+        try:
+            self.processor = AutoProcessor.from_pretrained(path, **proc_kwargs)
+            self.model = AutoModelForImageTextToText.from_pretrained(path, **kwargs).eval()
+        except Exception as exc:
+            raise RuntimeError(
+                f"vlm.path: cannot load '{path}' ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300]}); a hub id must be downloaded first "
+                f"(`hf download {path}`) when HF_HUB_OFFLINE=1"
+            ) from exc
+        if not self.device_map:
+            self.model.to(f"cuda:{self.gpus[0]}" if self.gpus else "cpu")
+        self.processor.tokenizer.padding_side = "left"
+        self.answer_ids = self._answer_token_ids()
+
+    def _answer_token_ids(self) -> dict[str, list[int]]:
+        """Token ids whose text is "yes" or "no" (any case, optional leading space)."""
+        out: dict[str, list[int]] = {"yes": [], "no": []}
+        tok = self.processor.tokenizer
+        for token, idx in tok.get_vocab().items():
+            word = tok.convert_tokens_to_string([token]).strip().lower()
+            if word in out:
+                out[word].append(idx)
+        return out
+
+    def _close(self) -> None:
+        import gc
+
+        self.model = self.processor = None
+        gc.collect()
+
+    def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
+        import torch
+
+        inputs = self.processor.apply_chat_template(
+            [to_hf_messages(c) for c in conversations],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"padding": True},
+        ).to(self.model.device)
+        sampling = self.temperature > 0
+        gen: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": sampling}
+        if sampling:
+            gen |= {"temperature": self.temperature, "top_p": self.top_p}
+        else:  # greedy: no sampling knobs (transformers warns about unused ones)
+            gen |= {"temperature": None, "top_p": None, "top_k": None}
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs, **gen, output_scores=True, return_dict_in_generate=True
+            )
+        new = out.sequences[:, inputs["input_ids"].shape[1] :]
+        texts = self.processor.batch_decode(new, skip_special_tokens=True)
+        first = torch.softmax(out.scores[0].float(), dim=-1)
+        replies = []
+        for i, t in enumerate(texts):
+            probs = {
+                w: float(first[i, ids].sum()) if ids else 0.0 for w, ids in self.answer_ids.items()
+            }
+            replies.append(VLMReply(t.strip(), logprobs=probs, model=self.path))
+        return replies
+
+
+def to_hf_messages(conv: Conversation) -> list[dict[str, Any]]:
+    """Our conversation (images as file paths) as transformers chat messages (PIL images)."""
+    from PIL import Image
+
+    from reedit.data.images import to_rgb
+
+    out = []
+    for msg in conv:
+        content = []
+        for c in msg["content"]:
+            if c["type"] == "image":
+                with Image.open(c["path"]) as img:
+                    img.load()
+                    content.append({"type": "image", "image": to_rgb(img)})
+            else:
+                content.append(c)
+        out.append({"role": msg["role"], "content": content})
+    return out

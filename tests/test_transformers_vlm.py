@@ -1,0 +1,158 @@
+"""The transformers VLM backend on tiny random-weight Qwen2.5-VL / Qwen3-VL built locally."""
+
+from __future__ import annotations
+
+import pytest
+from doubles import ScriptedVLM
+from PIL import Image
+
+from reedit.judge import Judge, JudgeRequest
+from reedit.models.vlm.base import image, text
+from reedit.models.vlm.transformers_vl import TransformersVLM
+from reedit.records import RecordStore
+from reedit.run import run
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pictures")
+    paths = []
+    for i, (size, color) in enumerate(
+        [((64, 48), "red"), ((160, 96), "blue"), ((40, 120), "green")]
+    ):
+        paths.append(str(folder / f"{i}.png"))
+        Image.new("RGB", size, color).save(paths[-1])
+    return paths
+
+
+def conversation(src: str, edited: str, words: str = "Is it red?"):
+    return [
+        {"role": "system", "content": [text("You are a judge.")]},
+        {"role": "user", "content": [image(src), image(edited), text(words)]},
+    ]
+
+
+@pytest.fixture(scope="module", params=["qwen3_vl", "qwen25_vl"])
+def vlm(request):
+    backend = TransformersVLM(f"tiny:{request.param}", "float32", 0.0, 1.0, batch_size=2)
+    backend.load()
+    calls = []
+    generate = backend.model.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return generate(*args, **kwargs)
+
+    backend.model.generate = counting
+    backend.calls = calls
+    yield backend
+    backend.close()
+
+
+def test_batched_mixed_sizes_one_reply_each_and_batch_size_honoured(vlm, pictures):
+    vlm.calls.clear()
+    convs = [conversation(pictures[i % 3], pictures[(i + 1) % 3], f"q{i}") for i in range(5)]
+    replies = vlm.chat(convs, max_new_tokens=4)
+    assert len(replies) == 5 and all(r.ok and isinstance(r.text, str) for r in replies)
+    assert vlm.calls == [2, 2, 1]  # batch_size=2
+    for r in replies:
+        assert set(r.logprobs) == {"yes", "no"}
+        assert all(0.0 <= p <= 1.0 for p in r.logprobs.values())
+        assert r.model.startswith("tiny:")
+
+
+def test_greedy_is_deterministic(vlm, pictures):
+    conv = conversation(pictures[0], pictures[1])
+    a, b = vlm.chat([conv], 6), vlm.chat([conv], 6)
+    assert a[0].text == b[0].text and a[0].logprobs == b[0].logprobs
+
+
+def test_logprob_decision_follows_the_threshold(vlm, pictures):
+    reqs = [
+        JudgeRequest(f"k{i}", "dimension", "physical", pictures[0], pictures[i], "x")
+        for i in range(3)
+    ]
+    always = Judge(vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=0.0)
+    never = Judge(vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=1.01)
+    yes, no = always.judge(reqs), never.judge(reqs)
+    assert all(a.status == "ok" and a.value.value == "yes" for a in yes)
+    assert all(a.status == "ok" and a.value.value == "no" for a in no)
+    assert all(a.attempts == 1 and "P(yes)=" in a.value.reasoning for a in yes)
+    # the prompt asks for one word, not JSON
+    system = always.conversation(reqs[0])[0]["content"][0]["text"]
+    assert "single word" in system and '"score"' not in system
+
+
+def test_logprob_needs_a_backend_that_has_probabilities():
+    with pytest.raises(ValueError, match="judge.decision=logprob"):
+        Judge(ScriptedVLM(), "v1", ["dimension"], 1, 8, 1, decision="logprob")
+
+
+def test_gpus_without_cuda_is_a_clear_error():
+    backend = TransformersVLM("tiny:qwen3_vl", "float32", 0.0, 1.0, gpus=[0])
+    with pytest.raises(RuntimeError, match=r"gpus=\[0\] asks for CUDA"):
+        backend.load()
+
+
+def test_random_weights_answer_garbage_which_is_unscored_and_counted(compose, tmp_path):
+    cfg = compose(
+        "dataset=demo",
+        "limit=1",
+        "categories=[physical,causal]",
+        "model=identity",
+        "judge=qwen3_vl",
+        "judge.vlm.path=tiny:qwen3_vl",
+        "judge.vlm.dtype=float32",
+        "judge.max_new_tokens=12",
+        "judge.retries=1",
+        "progress=false",
+        "max_error_rate=0",
+    )
+    metrics = run(cfg, run_dir=tmp_path)
+    judge = RecordStore(tmp_path, "judge").load()
+    assert len(judge) == 2 * 3  # 2 samples x (dimension, if, sc) on the primary image
+    unscored = [r for r in judge.values() if r["status"] == "unscored"]
+    assert unscored, "a random-weight model answered parseable JSON"
+    assert all(r["attempts"] == 2 and len(r["raw"]) == 2 for r in unscored)
+    health = metrics["judge_health"]
+    assert sum(h["primary"]["unscored"] for h in health.values()) == len(unscored)
+    assert "| dimension | primary |" in (tmp_path / "report.md").read_text()
+
+
+def test_logprob_mode_in_a_run_never_unscored(compose, tmp_path):
+    cfg = compose(
+        "dataset=demo",
+        "limit=1",
+        "categories=[physical]",
+        "model=identity",
+        "judge=qwen3_vl",
+        "judge.vlm.path=tiny:qwen3_vl",
+        "judge.vlm.dtype=float32",
+        "judge.decision=logprob",
+        "judge.metrics=[dimension]",
+        "progress=false",
+    )
+    metrics = run(cfg, run_dir=tmp_path)
+    (rec,) = RecordStore(tmp_path, "judge").load().values()
+    assert rec["status"] == "ok" and rec["value"] in ("yes", "no")
+    assert set(rec["token_probs"]) == {"yes", "no"}
+    assert metrics["scores"]["overall"]["verdict"]["primary"]["judged"] == 1
+
+
+def test_refiner_on_random_weights_records_unparseable_critiques(compose, tmp_path):
+    cfg = compose(
+        "dataset=demo",
+        "limit=1",
+        "categories=[cultural]",
+        "model=identity",
+        "refiner=tiny_qwen25_vl",
+        "refiner.retries=1",
+        "executor=identity",
+        "progress=false",
+        "max_error_rate=0",
+    )
+    run(cfg, run_dir=tmp_path)
+    (rec,) = RecordStore(tmp_path, "analyze").load().values()
+    assert rec["status"] == "unscored" and rec["error_type"] == "ParseError"
+    assert rec["attempts"] == 2 and len(rec["raw"]) == 2
+    assert RecordStore(tmp_path, "refine").load() == {}  # nothing to re-edit without a critique
