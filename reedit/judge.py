@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reedit.judge_cache import JudgeCache
 from reedit.models.vlm.base import VLM, Answer, ask, image, text
 from reedit.parsing import JudgeValue, parse_judge_reply
 from reedit.prompts import load_prompt
@@ -49,6 +50,8 @@ class Judge:
         batch_size: int,
         decision: str = "generate",
         threshold: float = 0.5,
+        cache: bool = True,
+        cache_dir: str | None = None,
     ) -> None:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -62,6 +65,7 @@ class Judge:
             )
         self.decision = decision
         self.threshold = threshold
+        self.cache = JudgeCache(cache_dir) if cache else None
         self.vlm = vlm
         self.prompt_version = prompt_version
         self.metrics = list(metrics)
@@ -122,23 +126,74 @@ class Judge:
         verdict = "yes" if p_yes >= self.threshold else "no"
         return JudgeValue(verdict, f"P(yes)={p_yes:.4f} (threshold {self.threshold})")
 
+    def parser(self, metric: str) -> Any:
+        """``parse(text, reply) -> JudgeValue`` for a metric (raises ValueError)."""
+        if self.uses_logprob(metric):
+            return self._from_probabilities
+        kind = METRICS[metric]
+        return lambda reply_text, _reply: parse_judge_reply(reply_text, kind)
+
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Answer]:
-        """One answer per request; ``value`` is a :class:`reedit.parsing.JudgeValue` when ok."""
+        """One answer per request; ``value`` is a :class:`reedit.parsing.JudgeValue` when ok.
+
+        Cached judgements are replayed (their raw replies parsed again, so a parser fix takes
+        effect); the rest are asked, and what the model answered (ok or unscored) is cached.
+        """
+        fp = self.fingerprint()
+        keys = [self.cache.key(fp, r) if self.cache else None for r in requests]
         out: list[Answer | None] = [None] * len(requests)
-        for metric, kind in METRICS.items():
+        for metric in METRICS:
             idx = [i for i, r in enumerate(requests) if r.metric == metric]
-            if not idx:
+            parse = self.parser(metric)
+            todo = []
+            for i in idx:
+                hit = self.cache.get(keys[i]) if keys[i] else None
+                if hit is None:
+                    todo.append(i)
+                else:
+                    out[i] = _replay(hit, parse)
+            if not todo:
                 continue
             logprob = self.uses_logprob(metric)
             answers = ask(
                 self.vlm,
-                [self.conversation(requests[i]) for i in idx],
-                self._from_probabilities
-                if logprob
-                else (lambda reply_text, _reply, kind=kind: parse_judge_reply(reply_text, kind)),
+                [self.conversation(requests[i]) for i in todo],
+                parse,
                 retries=0 if logprob else self.retries,  # nothing to re-ask: no parsing
                 max_new_tokens=1 if logprob else self.max_new_tokens,
             )
-            for i, a in zip(idx, answers):
+            for i, a in zip(todo, answers):
                 out[i] = a
+                if keys[i] and a.status in ("ok", "unscored"):  # backend errors are not cached
+                    self.cache.put(
+                        keys[i],
+                        {
+                            "raw": a.raw,
+                            "logprobs": a.logprobs,
+                            "model": a.model,
+                            "seconds": a.seconds,
+                        },
+                    )
         return [a for a in out if a is not None]
+
+
+class _CachedReply:
+    def __init__(self, logprobs: dict[str, float] | None) -> None:
+        self.logprobs = logprobs
+
+
+def _replay(hit: dict[str, Any], parse: Any) -> Answer:
+    """A cached judgement: the stored replies parsed again, in order, as when first asked."""
+    answer = Answer("unscored", raw=list(hit["raw"]), model=hit.get("model"), cached=True)
+    reply = _CachedReply(hit.get("logprobs"))
+    for reply_text in answer.raw or [""]:
+        answer.attempts += 1
+        try:
+            answer.value = parse(reply_text, reply)
+        except ValueError as exc:
+            answer.error_type, answer.error = "ParseError", str(exc)
+            continue
+        answer.status, answer.error_type, answer.error = "ok", None, None
+        answer.logprobs = hit.get("logprobs")
+        break
+    return answer

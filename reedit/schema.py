@@ -86,6 +86,9 @@ class JudgeSchema:
     # generate: JSON verdict with reasoning (reference) | logprob: P(yes) of the first token
     decision: str = "generate"
     threshold: float = 0.5
+    # Judgements shared by runs, keyed by judge, prompt, images and texts (null dir: user cache).
+    cache: bool = True
+    cache_dir: str | None = None
     retries: int = 2
     max_new_tokens: int = 512
     batch_size: int = 8

@@ -24,7 +24,7 @@ def refiner(vlm, retries=2):
 
 
 def judge(vlm, retries=2):
-    return Judge(vlm, "v1", ["dimension", "if", "sc", "pq"], retries, 64, batch_size=4)
+    return Judge(vlm, "v1", ["dimension", "if", "sc", "pq"], retries, 64, batch_size=4, cache=False)
 
 
 def test_critique_conversation_has_source_then_edit(images):

@@ -72,8 +72,12 @@ def test_logprob_decision_follows_the_threshold(vlm, pictures):
         JudgeRequest(f"k{i}", "dimension", "physical", pictures[0], pictures[i], "x")
         for i in range(3)
     ]
-    always = Judge(vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=0.0)
-    never = Judge(vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=1.01)
+    always = Judge(
+        vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=0.0, cache=False
+    )
+    never = Judge(
+        vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=1.01, cache=False
+    )
     yes, no = always.judge(reqs), never.judge(reqs)
     assert all(a.status == "ok" and a.value.value == "yes" for a in yes)
     assert all(a.status == "ok" and a.value.value == "no" for a in no)

@@ -31,6 +31,8 @@ RUNTIME_KEYS = frozenset(
         "use_cpu_offload",
         "max_concurrency",
         "timeout",
+        "cache",
+        "cache_dir",
     }
 )
 

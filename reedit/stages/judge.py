@@ -73,6 +73,7 @@ def run_judge(ctx: RunContext) -> None:
                         "fingerprint": expected[req.key],
                         "seconds": round(ans.seconds, 4),
                         "attempts": ans.attempts,
+                        "cached": ans.cached,
                         "raw": ans.raw,
                         "model": ans.model,
                         "prompt_version": judge.prompt_version,

@@ -120,6 +120,7 @@ class Answer:
     error_type: str | None = None
     error: str | None = None
     logprobs: dict[str, float] | None = None
+    cached: bool = False  # replayed from the judge cache, not asked again
 
 
 def ask(

@@ -1,0 +1,104 @@
+"""The judge cache: a second run that shares edits computes no judgement; changes invalidate."""
+
+from __future__ import annotations
+
+import pytest
+from doubles import ROUTES, ScriptedVLM, _texts
+from PIL import Image
+
+from reedit.judge import Judge, JudgeRequest
+from reedit.records import RecordStore
+from reedit.run import run
+
+FULL = (
+    "dataset=demo",
+    "model=identity",
+    "refiner=scripted",
+    "executor=identity",
+    "judge=scripted",
+    "progress=false",
+    "report.bootstrap=50",
+)
+
+
+def judge_calls() -> list:
+    """Conversations the scripted VLMs were asked that are judgements (not critiques)."""
+    return [
+        c
+        for v in ScriptedVLM.instances
+        for c in v.calls
+        if next((k for s, k in ROUTES.items() if s in _texts(c)), None) != "critique"
+    ]
+
+
+def test_second_run_sharing_edits_computes_no_judgement(compose, tmp_path):
+    cache = ("judge.cache=true", f"judge.cache_dir={tmp_path / 'cache'}")
+    ScriptedVLM.instances.clear()
+    first = run(compose(*FULL, *cache), run_dir=tmp_path / "a")
+    assert len(judge_calls()) == 60
+    ScriptedVLM.instances.clear()
+    second = run(compose(*FULL, *cache), run_dir=tmp_path / "b")
+    assert judge_calls() == []  # the refiner was asked again (critiques are not cached)
+    records = RecordStore(tmp_path / "b", "judge").load()
+    assert len(records) == 60 and all(r["cached"] for r in records.values())
+    assert second["scores"] == first["scores"]
+
+
+def test_changing_the_prompt_or_judge_invalidates(tmp_path):
+    src, edited = tmp_path / "s.png", tmp_path / "e.png"
+    Image.new("RGB", (8, 8), "red").save(src)
+    Image.new("RGB", (8, 8), "blue").save(edited)
+    req = JudgeRequest("k", "if", "physical", str(src), str(edited), "make it blue")
+    cache = str(tmp_path / "cache")
+
+    def judge(vlm, **kw):
+        return Judge(vlm, "v1", ["if"], 1, 16, 4, cache_dir=cache, **kw)
+
+    first = ScriptedVLM()
+    (a,) = judge(first).judge([req])
+    assert a.status == "ok" and not a.cached and len(first.calls) == 1
+    again = ScriptedVLM()
+    (b,) = judge(again).judge([req])
+    assert b.cached and again.calls == [] and b.value == a.value
+    other = ScriptedVLM()
+    judge(other, threshold=0.3).judge([req])  # another judge configuration
+    assert len(other.calls) == 1
+    changed = ScriptedVLM()
+    Image.new("RGB", (8, 8), "green").save(edited)  # another edited image
+    judge(changed).judge([req])
+    assert len(changed.calls) == 1
+    text = ScriptedVLM()
+    req.instruction = "make it green"
+    judge(text).judge([req])
+    assert len(text.calls) == 1
+
+
+def test_backend_errors_are_not_cached_but_unscored_replies_are(tmp_path):
+    src = tmp_path / "s.png"
+    Image.new("RGB", (8, 8), "red").save(src)
+    cache = str(tmp_path / "cache")
+    req = JudgeRequest("k", "dimension", "physical", str(src), str(src), "Tip it over")
+    failing = ScriptedVLM(fail=["Tip"])
+    (a,) = Judge(failing, "v1", ["dimension"], 0, 16, 4, cache_dir=cache).judge([req])
+    assert a.status == "error"
+    healthy = ScriptedVLM(fail=["Tip"])
+    healthy.fail = []  # same fingerprint, the backend works again
+    (b,) = Judge(healthy, "v1", ["dimension"], 0, 16, 4, cache_dir=cache).judge([req])
+    assert b.status == "ok" and not b.cached and len(healthy.calls) == 1
+    garbage = ScriptedVLM(garbage=["Tip"])
+    (c,) = Judge(garbage, "v1", ["dimension"], 1, 16, 4, cache_dir=cache).judge([req])
+    assert c.status == "unscored"
+    replay = ScriptedVLM(garbage=["Tip"])
+    (d,) = Judge(replay, "v1", ["dimension"], 1, 16, 4, cache_dir=cache).judge([req])
+    assert d.cached and d.status == "unscored" and d.raw == c.raw and replay.calls == []
+
+
+@pytest.mark.parametrize("n", [1])
+def test_cache_hit_returns_quickly_enough_to_count(tmp_path, n):
+    """Functional check of the hit path (its timing is measured in benchmarks/)."""
+    from reedit.judge_cache import JudgeCache
+
+    c = JudgeCache(tmp_path)
+    c.put("ab" + "0" * 14, {"raw": ["x"]})
+    assert c.get("ab" + "0" * 14) == {"raw": ["x"]} and c.hits == n
+    assert c.get("cd" + "0" * 14) is None and c.misses == 1
