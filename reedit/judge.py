@@ -52,6 +52,7 @@ class Judge:
         threshold: float = 0.5,
         cache: bool = True,
         cache_dir: str | None = None,
+        parse: str = "lenient",
     ) -> None:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -63,8 +64,11 @@ class Judge:
                 f"judge.decision=logprob needs a backend that exposes token probabilities; "
                 f"{type(vlm).__name__} does not: use judge.decision=generate"
             )
+        if parse not in ("lenient", "strict"):
+            raise ValueError(f"judge.parse must be 'lenient' or 'strict', got '{parse}'")
         self.decision = decision
         self.threshold = threshold
+        self.strict = parse == "strict"
         self.cache = JudgeCache(cache_dir) if cache else None
         self.vlm = vlm
         self.prompt_version = prompt_version
@@ -83,7 +87,7 @@ class Judge:
             "max_new_tokens": self.max_new_tokens,
             "decision": self.decision,
             "threshold": self.threshold,
-        }
+        }  # the parse mode is not part of it: cached replies are parsed again on a hit
 
     def load(self) -> None:
         self.vlm.load()
@@ -130,8 +134,8 @@ class Judge:
         """``parse(text, reply) -> JudgeValue`` for a metric (raises ValueError)."""
         if self.uses_logprob(metric):
             return self._from_probabilities
-        kind = METRICS[metric]
-        return lambda reply_text, _reply: parse_judge_reply(reply_text, kind)
+        kind, strict = METRICS[metric], self.strict
+        return lambda reply_text, _reply: parse_judge_reply(reply_text, kind, strict=strict)
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Answer]:
         """One answer per request; ``value`` is a :class:`reedit.parsing.JudgeValue` when ok.

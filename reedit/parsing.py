@@ -119,6 +119,8 @@ class JudgeValue:
 
     value: str | float | tuple[float, float]
     reasoning: str
+    # What lenient parsing had to do: repaired_json, rescaled_0_1, clamped (empty when strict).
+    flags: tuple[str, ...] = ()
 
 
 def _reject_constant(name: str) -> Any:
@@ -169,8 +171,93 @@ def extract_json_object(text: str) -> dict:
     raise ParseError("no JSON object found")
 
 
+_TRAILING_COMMA_RE = re.compile(r",\s*([}\]])")
+
+
+def _close_truncated(s: str) -> str:
+    """Close an unterminated string and the brackets left open by a cut-off reply."""
+    stack, in_string, escaped = [], False, False
+    for ch in s:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    tail = s.rstrip()
+    if in_string:
+        tail += '"'
+    elif tail.endswith(","):
+        tail = tail[:-1]
+    elif tail.endswith(":"):
+        tail += " null"  # a key whose value was cut off
+    return tail + "".join(reversed(stack))
+
+
+def extract_json_lenient(text: str) -> tuple[dict, tuple[str, ...]]:
+    """Like :func:`extract_json_object`, then repairs what real models produce: single quotes,
+    trailing commas, a reply cut off mid-object. Returns the object and ("repaired_json",) when
+    a repair was needed."""
+    try:
+        return extract_json_object(text), ()
+    except ParseError:
+        pass
+    start = text.find("{") if isinstance(text, str) else -1
+    if start < 0:
+        raise ParseError("no JSON object found")
+    candidate = text[start:]
+    fence = candidate.find("```")
+    if fence > 0:
+        candidate = candidate[:fence]
+    variants = [candidate]
+    if "'" in candidate and '"' not in candidate:
+        variants.append(candidate.replace("'", '"'))
+    for v in list(variants):
+        variants.append(_TRAILING_COMMA_RE.sub(r"\1", v))
+    for v in list(variants):
+        variants.append(_TRAILING_COMMA_RE.sub(r"\1", _close_truncated(v)))
+    for v in variants:
+        try:
+            obj, _ = _DECODER.raw_decode(v)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            return obj, ("repaired_json",)
+    raise ParseError("no JSON object found (not even after repairs)")
+
+
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _number(raw: Any, what: str) -> float:
+    if isinstance(raw, bool):
+        raise ParseError(f"{what} {raw!r} is not a number")
+    if isinstance(raw, (int, float)):
+        return float(raw)
+    if isinstance(raw, str) and _NUMERIC_STR_RE.fullmatch(raw.strip()):
+        return float(raw.strip())
+    raise ParseError(f"{what} {raw!r} is not a number")
+
+
+def _lenient_scores(raws: list[Any], whats: list[str], flags: list[str]) -> list[float]:
+    """Numbers on 0..10: a 0..1 answer (all <= 1, one fractional) is rescaled, values outside
+    the range are clamped; both are flagged."""
+    xs = [_number(r, w) for r, w in zip(raws, whats)]
+    if all(0 <= x <= 1 for x in xs) and any(not x.is_integer() for x in xs):
+        xs = [10 * x for x in xs]
+        flags.append("rescaled_0_1")
+    if any(not SCORE_MIN <= x <= SCORE_MAX for x in xs):
+        xs = [min(SCORE_MAX, max(SCORE_MIN, x)) for x in xs]
+        flags.append("clamped")
+    return xs
 
 
 def _as_score(raw: Any, what: str) -> float:
@@ -195,14 +282,21 @@ def _normalise_verdict(raw: str) -> str:
     return s.strip("*_ \t\n")
 
 
-def parse_judge_reply(text: str, kind: str) -> JudgeValue:
+def parse_judge_reply(text: str, kind: str, strict: bool = False) -> JudgeValue:
     """Parse a judge reply of `kind` "verdict" (yes/no), "score" (0..10) or "pair" (2 x 0..10).
 
-    Reasoning comes from the "reasoning" key, else "reason" ("" when absent or null).
+    ``strict``: the reference's rules (strict JSON, values inside 0..10). Otherwise (default)
+    broken JSON is repaired, 0..1 answers rescaled and out-of-range values clamped, each
+    recorded in ``flags``. Reasoning comes from "reasoning", else "reason" ("" when absent).
     """
     if kind not in JUDGE_KINDS:
         raise ValueError(f"unknown judge reply kind {kind!r}; expected one of {JUDGE_KINDS}")
-    obj = extract_json_object(text)
+    flags: list[str] = []
+    if strict:
+        obj = extract_json_object(text)
+    else:
+        obj, repaired = extract_json_lenient(text)
+        flags.extend(repaired)
     if "score" not in obj:
         raise ParseError("'score' missing")
     raw = obj["score"]
@@ -215,17 +309,22 @@ def parse_judge_reply(text: str, kind: str) -> JudgeValue:
         if value not in ("yes", "no"):
             raise ParseError(f"verdict {raw!r} is neither yes nor no")
     elif kind == "score":
-        value = _as_score(raw, "score")
+        value = _as_score(raw, "score") if strict else _lenient_scores([raw], ["score"], flags)[0]
     else:
         if not isinstance(raw, list):
             raise ParseError(f"expected a list of 2 scores, got {raw!r}")
         if len(raw) != 2:
             raise ParseError(f"expected 2 scores, got {len(raw)}")
-        value = (_as_score(raw[0], "first score"), _as_score(raw[1], "second score"))
+        whats = ["first score", "second score"]
+        if strict:
+            value = (_as_score(raw[0], whats[0]), _as_score(raw[1], whats[1]))
+        else:
+            a, b = _lenient_scores(raw, whats, flags)
+            value = (a, b)
 
     reasoning = ""
     for key in ("reasoning", "reason"):
         if obj.get(key) is not None:
             reasoning = str(obj[key]).strip()
             break
-    return JudgeValue(value=value, reasoning=reasoning)
+    return JudgeValue(value=value, reasoning=reasoning, flags=tuple(flags))

@@ -89,6 +89,8 @@ class JudgeSchema:
     # Judgements shared by runs, keyed by judge, prompt, images and texts (null dir: user cache).
     cache: bool = True
     cache_dir: str | None = None
+    # lenient: repair broken JSON, rescale 0..1 answers, clamp (all flagged) | strict: reference
+    parse: str = "lenient"
     retries: int = 2
     max_new_tokens: int = 512
     batch_size: int = 8

@@ -288,7 +288,10 @@ GOOD_REPLIES = [
 
 @pytest.mark.parametrize(("text", "kind", "value", "reasoning"), GOOD_REPLIES)
 def test_parse_judge_reply_ok(text: str, kind: str, value: object, reasoning: str) -> None:
+    # well-formed replies parse the same in strict (reference) and lenient mode, unflagged
+    assert parse_judge_reply(text, kind, strict=True) == parse_judge_reply(text, kind)
     result = parse_judge_reply(text, kind)
+    assert result.flags == ()
     assert result == JudgeValue(value=value, reasoning=reasoning)  # type: ignore[arg-type]
     assert type(result.value) is type(value)
 
@@ -344,7 +347,7 @@ BAD_REPLIES = [
 @pytest.mark.parametrize(("text", "kind", "fragment"), BAD_REPLIES)
 def test_parse_judge_reply_errors(text: str, kind: str, fragment: str) -> None:
     with pytest.raises(ParseError) as exc_info:
-        parse_judge_reply(text, kind)
+        parse_judge_reply(text, kind, strict=True)
     assert fragment in str(exc_info.value)
 
 

@@ -100,3 +100,22 @@ def test_unknown_metric_and_prompt_version_fail_at_setup():
     with pytest.raises(FileNotFoundError, match="prompt_version 'v9'"):
         Refiner(ScriptedVLM(), "v9", 1, 8, 1)
     assert "{instruction}" in load_prompt("v1", "critique_user")
+
+
+def test_lenient_by_default_strict_on_request(images):
+    req = [JudgeRequest("k", "if", "physical", *images, "x")]
+    (lenient,) = judge(ScriptedVLM(replies=['{"score": 12, "reason": "wow",}'])).judge(req)
+    assert lenient.status == "ok" and lenient.value.value == 10.0
+    assert lenient.value.flags == ("repaired_json", "clamped")
+    strict = Judge(
+        ScriptedVLM(replies=['{"score": 12}'] * 3),
+        "v1",
+        ["if"],
+        2,
+        64,
+        4,
+        cache=False,
+        parse="strict",
+    )
+    (ans,) = strict.judge(req)
+    assert ans.status == "unscored" and "outside 0..10" in ans.error

@@ -87,6 +87,7 @@ def run_judge(ctx: RunContext) -> None:
                         record |= {
                             "value": list(value) if isinstance(value, tuple) else value,
                             "reasoning": ans.value.reasoning,
+                            "flags": list(ans.value.flags),
                         }
                     else:
                         record |= {"error_type": ans.error_type, "error": ans.error}

@@ -112,13 +112,16 @@ def _judge_health(ctx, judge_recs, labels, metrics) -> dict[str, Any]:
         per = {}
         for label in labels:
             cats: dict[str, Counter] = {}
+            flags: Counter = Counter()
             for s in ctx.samples:
                 rec = judge_recs.get(f"{s.id}/{label}/{metric}")
                 status = rec["status"] if rec else "missing"
                 cats.setdefault(s.category, Counter())[status] += 1
+                flags.update((rec or {}).get("flags") or [])
             total = sum(cats.values(), Counter())
             per[label] = {
                 **{k: total.get(k, 0) for k in (OK, UNSCORED, ERROR, "missing")},
+                "flags": dict(flags),  # ok values that needed repair, rescaling or clamping
                 "by_category": {
                     c: {k: n.get(k, 0) for k in (OK, UNSCORED, ERROR, "missing")}
                     for c, n in cats.items()
@@ -252,15 +255,28 @@ def render_markdown(m: dict[str, Any]) -> str:
             "",
             "## Judge health",
             "",
-            "| metric | image | ok | unscored | error | missing |",
-            "|---|---|---|---|---|---|",
+            "| metric | image | ok | unscored | error | missing | flagged (lenient parsing) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for metric, per in m["judge_health"].items():
             for label, h in per.items():
+                flagged = ", ".join(f"{k}: {v}" for k, v in h["flags"].items())
                 lines.append(
                     f"| {metric} | {label} | {h['ok']} | {h['unscored']} | {h['error']} | "
-                    f"{h['missing']} |"
+                    f"{h['missing']} | {flagged} |"
                 )
+        lines += ["", "Per category (ok / unscored / error / missing):", ""]
+        metrics = list(m["judge_health"])
+        lines.append("| category | image | " + " | ".join(metrics) + " |")
+        lines.append("|---|---|" + "---|" * len(metrics))
+        first = next(iter(m["judge_health"].values()), {})
+        for label, h in first.items():
+            for cat in h["by_category"]:
+                cells = []
+                for metric in metrics:
+                    c = m["judge_health"][metric][label]["by_category"][cat]
+                    cells.append(f"{c['ok']} / {c['unscored']} / {c['error']} / {c['missing']}")
+                lines.append(f"| {cat} | {label} | " + " | ".join(cells) + " |")
         lines.append("")
     else:
         lines += ["No judge was configured (judge=none): no scores.", ""]
