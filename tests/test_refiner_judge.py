@@ -71,7 +71,7 @@ def test_judge_values_and_retry_per_metric(images):
     vlm = ScriptedVLM(
         replies=[
             '{"score": "Yes."}',
-            '{"score": 12}',
+            '{"score": "high"}',
             '{"score": 7, "reason": "ok"}',
             '{"score": ["8", 6]}',
             '{"score": [1, 2, 3]}',
@@ -89,7 +89,7 @@ def test_judge_values_and_retry_per_metric(images):
 
 
 def test_judge_never_turns_a_failure_into_no(images):
-    vlm = ScriptedVLM(replies=["maybe", "I think not", "{'score': 'no'}"])
+    vlm = ScriptedVLM(replies=["maybe", "I think not", "{'score': 'perhaps'}"])
     (ans,) = judge(vlm).judge([JudgeRequest("k", "dimension", "physical", *images, "x")])
     assert ans.status == "unscored" and ans.value is None and len(ans.raw) == 3
 
