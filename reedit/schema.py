@@ -187,12 +187,27 @@ class Config:
     notice: str | None = None
 
 
+@dataclass
+class EditRefineConfig:
+    """``python -m reedit.editrefine``: one image through edit, critique and refinement."""
+
+    model: Any = MISSING
+    executor: Any = MISSING
+    refiner: Any = MISSING
+    image: str = MISSING
+    instruction: str = MISSING
+    seed: int = 0
+    gpus: list[int] = field(default_factory=list)
+    refine_mode: str = "joined"
+
+
 def register() -> None:
     """Store every schema in Hydra's ConfigStore (called once before composition)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     cs.store(group="schema", name="config", node=Config)
+    cs.store(group="schema", name="editrefine", node=EditRefineConfig)
     for group, name, node in (
         ("model", "editor", EditorSchema),
         ("model", "identity", IdentitySchema),

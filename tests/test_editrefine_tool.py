@@ -1,0 +1,87 @@
+"""`python -m reedit.editrefine`: one image through edit -> critique -> refine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import TEST_CONF, reedit_env
+from PIL import Image
+
+
+@pytest.fixture
+def picture(tmp_path):
+    path = tmp_path / "cat.png"
+    Image.new("RGBA", (128, 96), (255, 128, 0, 255)).save(path)
+    return path
+
+
+def tool(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "reedit.editrefine", *args],
+        cwd=cwd,
+        env=reedit_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_writes_primary_refined_reasoning_and_re_edit(tmp_path, picture):
+    out = tmp_path / "out"
+    proc = tool(
+        f"hydra.searchpath=[{TEST_CONF}]",
+        f"image={picture}",
+        "instruction=Make the cat wear a hat",
+        "refiner=scripted",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    critique = json.loads((out / "critique.json").read_text())
+    assert critique["status"] == "ok" and critique["cot"] and critique["raw"]
+    assert critique["re_edit"] == [
+        "Fix the lighting direction.",
+        "Improve the overall image quality.",
+    ]
+    result = json.loads((out / "result.json").read_text())
+    assert result["executor_instructions"] == [
+        "Fix the lighting direction.; Improve the overall image quality."
+    ]
+    for name in ("primary.png", "refined.png"):
+        with Image.open(out / name) as img:
+            assert img.size == (128, 96) and img.mode == "RGB"
+    assert "re-edit: Fix the lighting direction." in proc.stderr
+
+
+def test_tiny_models_and_an_unusable_critique(tmp_path, picture):
+    out = tmp_path / "out"
+    proc = tool(
+        f"image={picture}",
+        "instruction=Make it blue",
+        "model=tiny_flux2",
+        "executor=tiny_flux2",
+        "refiner=tiny_qwen25_vl",
+        "refiner.retries=0",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    critique = json.loads((out / "critique.json").read_text())
+    assert critique["status"] == "unscored" and len(critique["raw"]) == 1
+    assert (out / "primary.png").is_file() and not (out / "refined.png").exists()
+    assert "no refinement" in proc.stderr
+
+
+def test_missing_image_is_a_clear_error(tmp_path):
+    proc = tool(
+        f"hydra.searchpath=[{TEST_CONF}]",
+        f"image={tmp_path}/none.png",
+        "instruction=x",
+        "refiner=scripted",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "image: no such file" in proc.stderr
+    assert "Traceback" not in proc.stderr
