@@ -176,6 +176,8 @@ class Judge:
                             "logprobs": a.logprobs,
                             "model": a.model,
                             "seconds": a.seconds,
+                            "error_type": a.error_type,
+                            "error": a.error,
                         },
                     )
         return [a for a in out if a is not None]
@@ -189,8 +191,15 @@ class _CachedReply:
 def _replay(hit: dict[str, Any], parse: Any) -> Answer:
     """A cached judgement: the stored replies parsed again, in order, as when first asked."""
     answer = Answer("unscored", raw=list(hit["raw"]), model=hit.get("model"), cached=True)
+    if not answer.raw:  # a refusal or content filter: no text to parse
+        answer.attempts, answer.error_type, answer.error = (
+            1,
+            hit.get("error_type"),
+            hit.get("error"),
+        )
+        return answer
     reply = _CachedReply(hit.get("logprobs"))
-    for reply_text in answer.raw or [""]:
+    for reply_text in answer.raw:
         answer.attempts += 1
         try:
             answer.value = parse(reply_text, reply)
