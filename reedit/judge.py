@@ -146,27 +146,27 @@ class Judge:
         fp = self.fingerprint()
         keys = [self.cache.key(fp, r) if self.cache else None for r in requests]
         out: list[Answer | None] = [None] * len(requests)
-        for metric in METRICS:
-            idx = [i for i, r in enumerate(requests) if r.metric == metric]
-            parse = self.parser(metric)
-            todo = []
-            for i in idx:
-                hit = self.cache.get(keys[i]) if keys[i] else None
-                if hit is None:
-                    todo.append(i)
-                else:
-                    out[i] = _replay(hit, parse)
-            if not todo:
+        todo = []
+        for i, r in enumerate(requests):
+            hit = self.cache.get(keys[i]) if keys[i] else None
+            if hit is None:
+                todo.append(i)
+            else:
+                out[i] = _replay(hit, self.parser(r.metric))
+        # Every metric asked in one backend call (one more per retry round); yes/no read from
+        # token probabilities is a second call of one-token answers.
+        for logprob in (False, True):
+            idx = [i for i in todo if self.uses_logprob(requests[i].metric) == logprob]
+            if not idx:
                 continue
-            logprob = self.uses_logprob(metric)
             answers = ask(
                 self.vlm,
-                [self.conversation(requests[i]) for i in todo],
-                parse,
+                [self.conversation(requests[i]) for i in idx],
+                [self.parser(requests[i].metric) for i in idx],
                 retries=0 if logprob else self.retries,  # nothing to re-ask: no parsing
                 max_new_tokens=1 if logprob else self.max_new_tokens,
             )
-            for i, a in zip(todo, answers):
+            for i, a in zip(idx, answers):
                 out[i] = a
                 if keys[i] and a.status in ("ok", "unscored"):  # backend errors are not cached
                     self.cache.put(

@@ -112,6 +112,28 @@ class TransformersVLMSchema:
     batch_size: int = 8
 
 
+@dataclass
+class VLLMVLMSchema:
+    """A persistent offline vLLM engine (``vlm:`` node of a refiner or judge)."""
+
+    _target_: str = MISSING
+    path: str = MISSING
+    dtype: str = MISSING
+    temperature: float = MISSING
+    top_p: float = 1.0
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    limit_mm_per_prompt: int = 2
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    logprobs: int = 20
+    progress: bool = False
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    engine_factory: str = "vllm.LLM"
+    batch_size: int = 1_000_000_000
+
+
 # ----------------------------------------------------------------------------- datasets
 @dataclass
 class DatasetSchema:
@@ -217,6 +239,7 @@ def register() -> None:
         ("refiner", "refiner", RefinerSchema),
         ("judge", "judge", JudgeSchema),
         ("vlm", "transformers", TransformersVLMSchema),
+        ("vlm", "vllm", VLLMVLMSchema),
         ("dataset", "re_edit", ReEditSchema),
         ("dataset", "folder", FolderSchema),
         ("logger", "logger", LoggerSchema),

@@ -55,6 +55,7 @@ class ScriptedVLM(VLM):
         self.garbage, self.fail, self.delay = list(garbage), list(fail), delay
         self.replies = list(replies)
         self.calls: list[Conversation] = []
+        self.chunks: list[int] = []  # conversations per backend call
         self.loads = 0
         ScriptedVLM.instances.append(self)
 
@@ -63,6 +64,7 @@ class ScriptedVLM(VLM):
 
     def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
         out = []
+        self.chunks.append(len(conversations))
         for conv in conversations:
             self.calls.append(conv)
             if self.delay:

@@ -68,15 +68,17 @@ def test_judge_prompts_per_metric(images):
 
 
 def test_judge_values_and_retry_per_metric(images):
+    # every metric goes to the backend in one call; the retry round re-asks only the failures
     vlm = ScriptedVLM(
         replies=[
-            '{"score": "Yes."}',
-            '{"score": "high"}',
-            '{"score": 7, "reason": "ok"}',
-            '{"score": ["8", 6]}',
-            '{"score": [1, 2, 3]}',
-            '{"score": [9, 9]}',
-        ]
+            '{"score": "Yes."}',  # round 1: dimension
+            '{"score": "high"}',  # round 1: if (unparseable)
+            '{"score": ["8", 6]}',  # round 1: sc
+            '{"score": [1, 2, 3]}',  # round 1: pq (wrong length)
+            '{"score": 7, "reason": "ok"}',  # round 2: if
+            '{"score": [9, 9]}',  # round 2: pq
+        ],
+        batch_size=8,
     )
     reqs = [
         JudgeRequest(f"k{m}", m, "physical", *images, "x") for m in ("dimension", "if", "sc", "pq")
@@ -86,6 +88,7 @@ def test_judge_values_and_retry_per_metric(images):
     assert if_.value.value == 7.0 and if_.attempts == 2 and if_.value.reasoning == "ok"
     assert sc.value.value == (8.0, 6.0)
     assert pq.value.value == (9.0, 9.0) and pq.attempts == 2
+    assert len(vlm.calls) == 6 and vlm.chunks == [4, 2]  # two backend calls in all
 
 
 def test_judge_never_turns_a_failure_into_no(images):

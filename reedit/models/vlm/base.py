@@ -30,6 +30,9 @@ class VLMReply:
     error_type: str | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The model declined (a refusal or a content filter; the reason in `error`): an answer, not a
+    # backend failure, so `ask` records it `unscored` at once instead of retrying it.
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -133,10 +136,13 @@ def ask(
 ) -> list[Answer]:
     """Ask every conversation; re-ask those whose reply fails ``parse`` up to ``retries`` times.
 
-    ``parse(text, reply) -> value`` raises ``ValueError`` for an unusable reply. A backend error
+    ``parse(text, reply) -> value`` raises ``ValueError`` for an unusable reply; a list gives
+    one parser per conversation (several kinds of question in one backend call). A backend error
     is retried too; what is still failing after the retries is ``error`` (backend) or
-    ``unscored`` (answered but unparseable) with the reason and every raw reply kept.
+    ``unscored`` (answered but unparseable) with the reason and every raw reply kept. A refused
+    reply (``VLMReply.refused``: refusal, content filter) is ``unscored`` at once, not retried.
     """
+    parsers = list(parse) if isinstance(parse, (list, tuple)) else [parse] * len(conversations)
     answers = [Answer("error") for _ in conversations]
     pending = list(range(len(conversations)))
     for _ in range(retries + 1):
@@ -149,13 +155,16 @@ def ask(
             a.attempts += 1
             a.seconds += reply.seconds
             a.model = reply.model or a.model
+            if reply.refused:
+                a.status, a.error_type, a.error = "unscored", reply.error_type, reply.error
+                continue
             if not reply.ok:
                 a.status, a.error_type, a.error = "error", reply.error_type, reply.error
                 still.append(i)
                 continue
             a.raw.append(reply.text or "")
             try:
-                a.value = parse(reply.text or "", reply)
+                a.value = parsers[i](reply.text or "", reply)
             except ValueError as exc:
                 a.status, a.error_type, a.error = "unscored", "ParseError", str(exc)
                 still.append(i)
