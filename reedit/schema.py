@@ -134,6 +134,32 @@ class VLLMVLMSchema:
     batch_size: int = 1_000_000_000
 
 
+@dataclass
+class OpenAIVLMSchema:
+    """Any OpenAI-compatible /v1/chat/completions endpoint (``vlm:`` node)."""
+
+    _target_: str = MISSING
+    base_url: str = MISSING
+    model: str = MISSING
+    api_key_env: str | None = None
+    max_concurrency: int = 8
+    timeout: float = 120.0
+    max_retries: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    temperature: float | None = 0.0
+    top_p: float | None = None
+    max_side: int | None = None
+    image_detail: str | None = None
+    logprobs: bool = False
+    top_logprobs: int = 20
+    max_tokens_param: str = "max_tokens"
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    api_version: str | None = None
+    azure: bool = False
+    batch_size: int = 1024
+
+
 # ----------------------------------------------------------------------------- datasets
 @dataclass
 class DatasetSchema:
@@ -240,6 +266,7 @@ def register() -> None:
         ("judge", "judge", JudgeSchema),
         ("vlm", "transformers", TransformersVLMSchema),
         ("vlm", "vllm", VLLMVLMSchema),
+        ("vlm", "openai", OpenAIVLMSchema),
         ("dataset", "re_edit", ReEditSchema),
         ("dataset", "folder", FolderSchema),
         ("logger", "logger", LoggerSchema),

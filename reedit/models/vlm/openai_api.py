@@ -1,0 +1,427 @@
+"""Any OpenAI-compatible ``/v1/chat/completions`` endpoint as a VLM: OpenAI (GPT-4o, GPT-4.1),
+Azure OpenAI, ``vllm serve``, ``transformers serve``.
+
+Standard library only (``urllib.request`` and a thread pool). Images travel as PNG data URIs,
+optionally downscaled to ``max_side``. The API key is read from the environment variable named
+by ``api_key_env`` (never from the config, never recorded). At most ``max_concurrency`` requests
+are in flight; 429, 408, 409, 5xx, timeouts, dropped connections and malformed bodies are retried
+with exponential backoff and jitter, honouring ``Retry-After`` (it pauses every worker). A
+refusal or a content-filter answer is a reply with ``refused=True`` (recorded ``unscored`` with
+its reason, not retried). With ``logprobs: true`` the first answer token's ``top_logprobs`` give
+``{"yes": P, "no": P}`` for ``judge.decision=logprob``. Each reply's ``model`` is the ``model``
+string the server returned (the exact snapshot, e.g. ``gpt-4o-2024-08-06``).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import http.client
+import io
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from reedit.models.vlm.base import VLM, Conversation, VLMReply
+
+log = logging.getLogger(__name__)
+
+# HTTP statuses worth another try (as the official clients do); every 5xx is retried too.
+RETRY_STATUSES = frozenset({408, 409, 429})
+# Error codes of a 4xx body that mean the input was filtered (Azure, OpenAI image moderation).
+FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _Transient(Exception):
+    """A failure worth retrying; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, error_type: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.error_type, self.retry_after = error_type, retry_after
+
+
+class OpenAIVLM(VLM):
+    """A chat-completions endpoint. Every knob comes from YAML (``conf/judge/openai.yaml``)."""
+
+    def __init__(
+        self,
+        base_url: str = "https://api.openai.com/v1",
+        model: str = "gpt-4o-2024-08-06",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        max_concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        temperature: float | None = 0.0,
+        top_p: float | None = None,
+        max_side: int | None = None,
+        image_detail: str | None = None,
+        logprobs: bool = False,
+        top_logprobs: int = 20,
+        max_tokens_param: str = "max_tokens",
+        extra_headers: Mapping[str, str] | None = None,
+        api_version: str | None = None,
+        azure: bool = False,
+        batch_size: int = 32,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if max_side is not None and max_side < 1:
+            raise ValueError(f"max_side must be a positive pixel count or null, got {max_side}")
+        if not 0 <= top_logprobs <= 20:
+            raise ValueError(f"top_logprobs must be within 0..20, got {top_logprobs}")
+        # What decides the answers (the fingerprint); transport settings and the key stay out.
+        super().__init__(
+            batch_size=batch_size,
+            base_url=str(base_url),
+            model=str(model),
+            api_version=api_version,
+            temperature=temperature,
+            top_p=top_p,
+            max_side=max_side,
+            image_detail=image_detail,
+            logprobs=bool(logprobs),
+            top_logprobs=top_logprobs if logprobs else None,
+        )
+        self.base_url, self.model = str(base_url).rstrip("/"), str(model)
+        self.api_key_env = api_key_env
+        self.max_concurrency, self.timeout = int(max_concurrency), float(timeout)
+        self.max_retries = int(max_retries)
+        self.backoff_base, self.backoff_max = float(backoff_base), float(backoff_max)
+        self.temperature, self.top_p = temperature, top_p
+        self.max_side, self.image_detail = max_side, image_detail
+        self.logprobs, self.top_logprobs = bool(logprobs), int(top_logprobs)
+        self.max_tokens_param = max_tokens_param
+        self.extra_headers = {str(k): str(v) for k, v in dict(extra_headers or {}).items()}
+        self.api_version, self.azure = api_version, bool(azure)
+        self.supports_logprobs = self.logprobs  # judge.decision=logprob needs `logprobs: true`
+        self.url = f"{self.base_url}/chat/completions"
+        if api_version:
+            self.url += "?" + urllib.parse.urlencode({"api-version": api_version})
+        self._key: str | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._opener: urllib.request.OpenerDirector | None = None
+        self._pause_until = 0.0  # monotonic time before which no request is sent (429)
+        self._lock = threading.Lock()
+        self._warned_logprobs = False
+
+    def __repr__(self) -> str:
+        return f"OpenAIVLM(base_url={self.base_url!r}, model={self.model!r})"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": "openai", **self.options}
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env, "")
+            if not key:
+                raise RuntimeError(
+                    f"vlm.api_key_env: the environment variable {self.api_key_env} is not set "
+                    f"(it must hold the API key for {self.base_url}); set api_key_env: null for "
+                    "a local server without a key"
+                )
+            self._key = key
+        host = urllib.parse.urlsplit(self.base_url).hostname or ""
+        # A local server is never reached through an HTTP(S)_PROXY from the environment.
+        handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []
+        self._opener = urllib.request.build_opener(*handlers)
+        self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="openai-vlm")
+
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._pool = self._opener = self._key = None
+
+    # -- chat ------------------------------------------------------------------------------------
+    def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
+        assert self._pool is not None
+        futures = [self._pool.submit(self._ask_one, c, max_new_tokens) for c in conversations]
+        return [f.result() for f in futures]
+
+    def _ask_one(self, conv: Conversation, max_new_tokens: int) -> VLMReply:
+        """One conversation, retried; never raises (one bad request must not re-send others)."""
+        t0 = time.perf_counter()
+        try:
+            reply = self._request(self.payload(conv, max_new_tokens))
+        except Exception as exc:
+            reply = VLMReply(None, error_type=type(exc).__name__, error=self._redact(str(exc)))
+        reply.seconds = time.perf_counter() - t0
+        return reply
+
+    def payload(self, conv: Conversation, max_new_tokens: int) -> dict[str, Any]:
+        """The request body for one conversation."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [self._message(m) for m in conv],
+            self.max_tokens_param: max_new_tokens,
+        }
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
+        if self.logprobs:
+            body |= {"logprobs": True, "top_logprobs": self.top_logprobs}
+        return body
+
+    def _message(self, msg: dict[str, Any]) -> dict[str, Any]:
+        items = msg["content"]
+        if isinstance(items, str):
+            return {"role": msg["role"], "content": items}
+        if len(items) == 1 and items[0]["type"] == "text":  # plain string: every server takes it
+            return {"role": msg["role"], "content": items[0]["text"]}
+        parts = []
+        for c in items:
+            if c["type"] == "text":
+                parts.append({"type": "text", "text": c["text"]})
+            elif c["type"] == "image":
+                url: dict[str, Any] = {"url": png_data_uri(c["path"], self.max_side)}
+                if self.image_detail:
+                    url["detail"] = self.image_detail
+                parts.append({"type": "image_url", "image_url": url})
+            else:
+                raise ValueError(f"unknown content item type {c['type']!r}")
+        return {"role": msg["role"], "content": parts}
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._key and self.azure:
+            headers["api-key"] = self._key
+        elif self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        return headers | self.extra_headers
+
+    def _request(self, body: dict[str, Any]) -> VLMReply:
+        data = json.dumps(body).encode()
+        last: _Transient | None = None
+        for attempt in range(self.max_retries + 1):
+            self._wait_for_pause()
+            try:
+                return self._attempt(data)
+            except _Transient as exc:
+                last = exc
+            if attempt == self.max_retries:
+                break
+            delay = self._delay(attempt, last.retry_after)
+            if last.retry_after is not None:
+                with self._lock:  # the whole client backs off, not only this request
+                    self._pause_until = max(self._pause_until, time.monotonic() + delay)
+            log.warning(
+                "%s: %s: %s; retry %d/%d in %.2f s",
+                self.model,
+                last.error_type,
+                last,
+                attempt + 1,
+                self.max_retries,
+                delay,
+            )
+            time.sleep(delay)
+        assert last is not None
+        return VLMReply(
+            None,
+            error_type=last.error_type,
+            error=f"{last} (gave up after {self.max_retries + 1} attempts)",
+        )
+
+    def _attempt(self, data: bytes) -> VLMReply:
+        """One HTTP request: a reply, or :class:`_Transient`; other errors raise."""
+        assert self._opener is not None
+        req = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                status, headers, raw = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, headers = exc.code, exc.headers
+            try:
+                raw = exc.read()
+            except (OSError, http.client.HTTPException):
+                raw = b""
+        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
+                raise _Transient("Timeout", f"no answer within {self.timeout} s") from None
+            raise _Transient(
+                "ConnectionError", f"{type(exc).__name__}: {self._redact(str(reason))}"
+            ) from None
+        if status == 200:
+            try:
+                return self.parse_reply(json.loads(raw))
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                raise _Transient(
+                    "MalformedResponse",
+                    f"unusable response body ({type(exc).__name__}: {exc}): "
+                    f"{self._redact(raw[:200].decode('utf-8', 'replace'))!r}",
+                ) from None
+        text = self._redact(raw[:500].decode("utf-8", "replace"))
+        if status in RETRY_STATUSES or status >= 500:
+            raise _Transient(f"HTTP{status}", f"HTTP {status}: {text}", retry_after(headers))
+        filtered = _filter_error(raw)
+        if filtered is not None:
+            return VLMReply(None, error_type="ContentFilter", error=filtered, refused=True)
+        return VLMReply(None, error_type=f"HTTP{status}", error=f"HTTP {status}: {text}")
+
+    def _delay(self, attempt: int, hint: float | None) -> float:
+        """Seconds before the next try: the server's hint (bounded by ``backoff_max``) plus a
+        little jitter, or exponential backoff with equal jitter."""
+        if hint is not None:
+            hint = min(max(hint, 0.0), self.backoff_max)
+            return hint + random.uniform(0, min(1.0, 0.1 * hint))
+        cap = min(self.backoff_max, self.backoff_base * 2**attempt)
+        return cap / 2 + random.uniform(0, cap / 2)
+
+    def _wait_for_pause(self) -> None:
+        with self._lock:
+            wait = self._pause_until - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def _redact(self, s: str) -> str:
+        return s.replace(self._key, "***") if self._key else s
+
+    # -- replies ---------------------------------------------------------------------------------
+    def parse_reply(self, data: dict[str, Any]) -> VLMReply:
+        """A chat-completions response body as a reply (a refusal is ``refused=True``)."""
+        choice = data["choices"][0]
+        msg = choice.get("message") or {}
+        finish = choice.get("finish_reason")
+        model = data.get("model") or self.model
+        extra = {
+            k: v
+            for k, v in (
+                ("id", data.get("id")),
+                ("finish_reason", finish),
+                ("system_fingerprint", data.get("system_fingerprint")),
+                ("usage", data.get("usage")),
+            )
+            if v is not None
+        }
+        if msg.get("refusal"):
+            return VLMReply(
+                None,
+                model=model,
+                error_type="Refusal",
+                error=str(msg["refusal"]),
+                extra=extra,
+                refused=True,
+            )
+        if finish == "content_filter":
+            return VLMReply(
+                None,
+                model=model,
+                error_type="ContentFilter",
+                error=_filter_reason(choice),
+                extra=extra,
+                refused=True,
+            )
+        content = msg.get("content")
+        if isinstance(content, list):  # some servers answer with content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"message.content is {type(content).__name__}")
+        probs = None
+        if self.logprobs:
+            probs = yes_no_probabilities(choice.get("logprobs"))
+            if probs is None and not self._warned_logprobs:
+                self._warned_logprobs = True
+                log.warning(
+                    "%s at %s returned no logprobs although asked: judge.decision=logprob "
+                    "will record every verdict unscored",
+                    model,
+                    self.base_url,
+                )
+        return VLMReply((content or "").strip(), logprobs=probs, model=model, extra=extra)
+
+
+def yes_no_probabilities(logprobs: Any) -> dict[str, float] | None:
+    """``{"yes": P, "no": P}`` from the first token's ``top_logprobs`` (plus the sampled token),
+    summing case and leading-space variants; None when the response carries no log-probs."""
+    content = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        return None
+    first = content[0]
+    candidates: dict[str, float] = {}
+    for item in first.get("top_logprobs") or []:
+        candidates.setdefault(item["token"], item["logprob"])
+    if "token" in first and first.get("logprob") is not None:
+        candidates.setdefault(first["token"], first["logprob"])
+    out = {"yes": 0.0, "no": 0.0}
+    for token, lp in candidates.items():
+        word = token.strip().lower()
+        if word in out and lp is not None:
+            out[word] += math.exp(lp)
+    return out
+
+
+def png_data_uri(path: str, max_side: int | None = None) -> str:
+    """The image at ``path`` (any format Pillow reads) as an RGB PNG data URI, its longer side
+    downscaled to ``max_side`` when larger (aspect ratio kept)."""
+    from PIL import Image
+
+    from reedit.data.images import to_rgb
+
+    with Image.open(path) as img:
+        img.load()
+        rgb = to_rgb(img)
+    if max_side and max(rgb.size) > max_side:
+        scale = max_side / max(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    rgb.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _filter_reason(choice: dict[str, Any]) -> str:
+    """Why a choice was filtered: the flagged categories where the server says (Azure)."""
+    results = choice.get("content_filter_results") or {}
+    flagged = sorted(k for k, v in results.items() if isinstance(v, dict) and v.get("filtered"))
+    return "finish_reason=content_filter" + (f" ({', '.join(flagged)})" if flagged else "")
+
+
+def _filter_error(raw: bytes) -> str | None:
+    """The message of a 4xx body that reports filtered input, else None."""
+    try:
+        err = json.loads(raw).get("error") or {}
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(err, dict) or err.get("code") not in FILTER_CODES:
+        return None
+    return f"{err.get('code')}: {err.get('message', '')}".strip()
