@@ -172,3 +172,17 @@ def ask(
             a.status, a.error_type, a.error, a.logprobs = "ok", None, None, reply.logprobs
         pending = still
     return answers
+
+
+def resolve_vlm_path(path: str) -> str:
+    """A local model folder, a ``tiny:<name>`` test model (built on first use) or a hub id."""
+    from pathlib import Path
+
+    if path.startswith("tiny:"):
+        from reedit.tiny_vlm import ensure_vlm
+
+        return str(ensure_vlm(path.removeprefix("tiny:")))
+    local = Path(path).expanduser()
+    if path.startswith(("/", ".", "~")) and not local.is_dir():
+        raise FileNotFoundError(f"vlm.path: no such folder: {local}")
+    return str(local) if local.is_dir() else path

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from reedit.models.vlm.base import VLM, Conversation, VLMReply
+from reedit.models.vlm.base import VLM, Conversation, VLMReply, resolve_vlm_path
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +55,7 @@ class TransformersVLM(VLM):
         return {"backend": "transformers", **self.options}
 
     def resolve_path(self) -> str:
-        if self.path.startswith("tiny:"):
-            from reedit.tiny_vlm import ensure_vlm
-
-            return str(ensure_vlm(self.path.removeprefix("tiny:")))
-        local = Path(self.path).expanduser()
-        if self.path.startswith(("/", ".", "~")) and not local.is_dir():
-            raise FileNotFoundError(f"vlm.path: no such folder: {local}")
-        return str(local) if local.is_dir() else self.path
+        return resolve_vlm_path(self.path)
 
     def _load(self) -> None:
         import torch

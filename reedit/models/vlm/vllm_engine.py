@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reedit.models.vlm.base import VLM, Conversation, VLMReply
+from reedit.models.vlm.base import VLM, Conversation, VLMReply, resolve_vlm_path
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,7 @@ class VLLMEngineVLM(VLM):
         return ",".join(shown[int(g)] for g in gpus)
 
     def resolve_path(self) -> str:
-        if self.path.startswith("tiny:"):
-            from reedit.tiny_vlm import ensure_vlm
-
-            return str(ensure_vlm(self.path.removeprefix("tiny:")))
-        local = Path(self.path).expanduser()
-        if self.path.startswith(("/", ".", "~")) and not local.is_dir():
-            raise FileNotFoundError(f"vlm.path: no such folder: {local}")
-        return str(local) if local.is_dir() else self.path
+        return resolve_vlm_path(self.path)
 
     def engine_arguments(self, path: str) -> dict[str, Any]:
         """Keyword arguments of the engine factory (``vllm.LLM``)."""
