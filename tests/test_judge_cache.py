@@ -102,3 +102,20 @@ def test_cache_hit_returns_quickly_enough_to_count(tmp_path, n):
     c.put("ab" + "0" * 14, {"raw": ["x"]})
     assert c.get("ab" + "0" * 14) == {"raw": ["x"]} and c.hits == n
     assert c.get("cd" + "0" * 14) is None and c.misses == 1
+
+
+def test_a_model_retrained_in_place_misses_the_cache(tmp_path):
+    import os
+
+    from reedit.models.vlm.transformers_vl import TransformersVLM
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"v1")
+    vlm = TransformersVLM(str(folder), "float32", 0.0, 1.0)
+    before = vlm.fingerprint()
+    (folder / "model.safetensors").write_bytes(b"v2 weights")
+    os.utime(folder / "model.safetensors", ns=(1, 1))
+    assert vlm.fingerprint() != before
+    hub = TransformersVLM("Qwen/Qwen3-VL-8B-Instruct", "float32", 0.0, 1.0)
+    assert hub.fingerprint()["weights"] is None

@@ -186,3 +186,19 @@ def resolve_vlm_path(path: str) -> str:
     if path.startswith(("/", ".", "~")) and not local.is_dir():
         raise FileNotFoundError(f"vlm.path: no such folder: {local}")
     return str(local) if local.is_dir() else path
+
+
+def weights_signature(path: str) -> str | None:
+    """For a local model folder, a hash of its files' names, sizes and mtimes (a model retrained
+    in place gets new judge-cache keys); None for a hub id. Resolves ``tiny:`` paths."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(resolve_vlm_path(path))
+    if not folder.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]

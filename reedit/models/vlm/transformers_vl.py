@@ -9,7 +9,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from reedit.models.vlm.base import VLM, Conversation, VLMReply, resolve_vlm_path
+from reedit.models.vlm.base import (
+    VLM,
+    Conversation,
+    VLMReply,
+    resolve_vlm_path,
+    weights_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class TransformersVLM(VLM):
         self.answer_ids: dict[str, list[int]] = {}
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "transformers", **self.options}
+        return {"backend": "transformers", **self.options, "weights": weights_signature(self.path)}
 
     def resolve_path(self) -> str:
         return resolve_vlm_path(self.path)

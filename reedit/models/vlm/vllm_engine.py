@@ -31,7 +31,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reedit.models.vlm.base import VLM, Conversation, VLMReply, resolve_vlm_path
+from reedit.models.vlm.base import (
+    VLM,
+    Conversation,
+    VLMReply,
+    resolve_vlm_path,
+    weights_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +116,7 @@ class VLLMEngineVLM(VLM):
         return self.logprobs > 0
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "vllm", **self.options}
+        return {"backend": "vllm", **self.options, "weights": weights_signature(self.path)}
 
     # -- engine life -----------------------------------------------------------------------
     def engine_devices(self) -> str:
