@@ -22,16 +22,11 @@ from reedit.cli import config_dir  # registers the schemas and resolvers
 log = logging.getLogger("reedit.editrefine")
 
 
-def _edit(cfg: DictConfig, group: str, image: Any, instruction: str, seed: int) -> Any:
-    from reedit.config import ReeditError, instantiate
+def _edit(editor: Any, group: str, image: Any, instruction: str, seed: int) -> Any:
+    from reedit.config import ReeditError
     from reedit.models.base import EditRequest
 
-    editor = instantiate(cfg[group], what=group, gpus=list(cfg.gpus))
-    try:
-        editor.load()
-        (res,) = editor.edit([EditRequest(group, "image", "single", image, instruction, seed)])
-    finally:
-        editor.close()
+    (res,) = editor.edit([EditRequest(group, "image", "single", image, instruction, seed)])
     if not res.ok:
         raise ReeditError(f"{group}: the edit failed: {res.error_type}: {res.error}")
     return res.image
@@ -39,10 +34,12 @@ def _edit(cfg: DictConfig, group: str, image: Any, instruction: str, seed: int) 
 
 def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run edit -> critique -> refine on one image; return what was written."""
-    from reedit.config import ReeditError, instantiate
+    from reedit.config import ReeditError
     from reedit.data.images import decode_image_bytes
     from reedit.records import write_bytes_atomic, write_image_atomic
     from reedit.refiner import CritiqueRequest
+    from reedit.stages.common import load_model
+    from reedit.stages.refine import executor_steps
 
     source = Path(cfg.image).expanduser()
     if not source.is_file():
@@ -55,15 +52,16 @@ def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     image = decode_image_bytes(source.read_bytes())
     result: dict[str, Any] = {"image": str(source), "instruction": cfg.instruction}
 
-    primary = _edit(cfg, "model", image, cfg.instruction, int(cfg.seed))
+    editor = load_model(cfg, "model")
+    try:
+        primary = _edit(editor, "model", image, cfg.instruction, int(cfg.seed))
+    finally:
+        editor.close()
     write_image_atomic(primary, out_dir / "primary.png")
     result["primary"] = str(out_dir / "primary.png")
 
-    refiner = instantiate(cfg.refiner, what="refiner")
-    if hasattr(refiner.vlm, "gpus"):
-        refiner.vlm.gpus = list(cfg.gpus)
+    refiner = load_model(cfg, "refiner")
     try:
-        refiner.load()
         (ans,) = refiner.critique(
             [CritiqueRequest("image", str(source), str(out_dir / "primary.png"), cfg.instruction)]
         )
@@ -85,12 +83,14 @@ def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if ans.status != "ok":
         log.warning("the critique could not be used (%s: %s); no refinement", ans.status, ans.error)
     else:
-        steps = (
-            ["; ".join(critique["re_edit"])] if cfg.refine_mode == "joined" else critique["re_edit"]
-        )
-        refined = primary
-        for i, step in enumerate(steps):
-            refined = _edit(cfg, "executor", refined, step, int(cfg.seed) + 1 + i)
+        steps = executor_steps(critique["re_edit"], cfg.refine_mode)
+        executor = load_model(cfg, "executor")  # once, for every step
+        try:
+            refined = primary
+            for i, step in enumerate(steps):
+                refined = _edit(executor, "executor", refined, step, int(cfg.seed) + 1 + i)
+        finally:
+            executor.close()
         write_image_atomic(refined, out_dir / "refined.png")
         result["refined"] = str(out_dir / "refined.png")
         result["executor_instructions"] = steps

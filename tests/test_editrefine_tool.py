@@ -85,3 +85,33 @@ def test_missing_image_is_a_clear_error(tmp_path):
     )
     assert proc.returncode == 2 and "image: no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sequential_refinement_loads_the_executor_once(tmp_path, picture):
+    proc = tool(
+        f"hydra.searchpath=[{TEST_CONF}]",
+        f"image={picture}",
+        "instruction=x",
+        "refiner=scripted",
+        "refine_mode=sequential",
+        f"hydra.run.dir={tmp_path}/out",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert len(result["executor_instructions"]) == 2  # two steps ...
+    assert proc.stderr.count("loading editor IdentityEditor") == 2  # ... model + executor once
+
+
+def test_a_model_that_cannot_load_is_a_clear_error(tmp_path, picture):
+    proc = tool(
+        f"hydra.searchpath=[{TEST_CONF}]",
+        f"image={picture}",
+        "instruction=x",
+        "model=tiny_flux2",
+        f"model.path={tmp_path}/nowhere",
+        "refiner=scripted",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "model: loading reedit.models.editors.flux2.Flux2Editor failed" in proc.stderr

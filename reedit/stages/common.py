@@ -160,18 +160,7 @@ class RunContext:
     def model(self, group: str) -> Any:
         """The loaded model of a config group (model, executor, refiner, judge), built once."""
         if group not in self.models:
-            extra = {"gpus": list(self.cfg.gpus)} if group in ("model", "executor") else {}
-            obj = instantiate(self.cfg[group], what=group, **extra)
-            if hasattr(getattr(obj, "vlm", None), "gpus"):  # refiner/judge backends
-                obj.vlm.gpus = list(self.cfg.gpus)
-            try:
-                obj.load()
-            except Exception as exc:
-                raise ModelLoadError(
-                    f"{group}: loading {self.cfg[group]._target_} failed: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            self.models[group] = obj
+            self.models[group] = load_model(self.cfg, group)
         return self.models[group]
 
     def release(self, group: str) -> None:
@@ -200,6 +189,23 @@ class RunContext:
         return {
             k: r for k, r in RecordStore(self.run_dir, stage).load().items() if r["status"] == OK
         }
+
+
+def load_model(cfg: DictConfig, group: str) -> Any:
+    """Build a config group's model (model, executor, refiner, judge) for the run's ``gpus`` and
+    load it; a failure to load is a :class:`ModelLoadError` naming the group and the cause."""
+    gpus = list(cfg.gpus)
+    extra = {"gpus": gpus} if group in ("model", "executor") else {}
+    obj = instantiate(cfg[group], what=group, **extra)
+    if hasattr(getattr(obj, "vlm", None), "gpus"):  # refiner/judge backends that use GPUs
+        obj.vlm.gpus = gpus
+    try:
+        obj.load()
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{group}: loading {cfg[group]._target_} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return obj
 
 
 def unit_fp(base: str, substituted: str | None) -> str:

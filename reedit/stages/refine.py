@@ -84,13 +84,18 @@ def run_refine(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
     ctx.check_error_rate(STAGE, store.load(), expected)
 
 
+def executor_steps(re_edits: list[str], mode: str) -> list[str]:
+    """The executor's prompts: one joined with "; " (reference) or one per instruction."""
+    return ["; ".join(re_edits)] if mode == "joined" else list(re_edits)
+
+
 def _refine_batch(ctx, executor, units, r: int, mode: str) -> list[tuple[EditResult, list[str]]]:
     """Edit each unit's input with its instructions; one result (and the prompts) per unit."""
     from reedit.data.images import decode_image_bytes
 
     current, results, steps = [], [], []
     for _s, (path, _), re_edits in units:
-        steps.append(["; ".join(re_edits)] if mode == "joined" else list(re_edits))
+        steps.append(executor_steps(re_edits, mode))
         try:
             current.append(decode_image_bytes(path.read_bytes()))
             results.append(None)
