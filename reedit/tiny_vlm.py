@@ -17,12 +17,15 @@ Importing this module is light: torch, transformers and tokenizers are imported 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 TINY_VLMS = ("qwen25_vl", "qwen3_vl")
 VERSION = 1
@@ -142,15 +145,16 @@ def _specs(name: str) -> dict[str, Any]:
 def tiny_vlm_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     """Where :func:`ensure_vlm` keeps ``name``: ``<root>/tiny/<name>-v<VERSION>``.
 
+    ``name`` is one of :data:`TINY_VLMS` or a trained recipe of :mod:`reedit.tiny_trained`.
     ``root`` defaults to ``$REEDIT_CACHE``, else ``~/.cache/reedit``.
     """
-    _specs(name)  # validates the name
+    _recipe_version(name)  # validates the name
     base = root or os.environ.get("REEDIT_CACHE") or Path.home() / ".cache" / "reedit"
     return Path(base).expanduser() / "tiny" / f"{name}-v{VERSION}"
 
 
-def _build_tokenizer():
-    """A byte-level BPE trained on `_CORPUS`, wrapped in the real ``Qwen2Tokenizer``."""
+def _build_tokenizer(extra_corpus: Sequence[str] = (), vocab_size: int = _TOKENIZER_VOCAB):
+    """A byte-level BPE trained on `_CORPUS` and ``extra_corpus``, in the real Qwen2Tokenizer."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
@@ -163,12 +167,12 @@ def _build_tokenizer():
         ]
     )
     trainer = trainers.BpeTrainer(
-        vocab_size=_TOKENIZER_VOCAB,
+        vocab_size=vocab_size,
         min_frequency=1,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(list(_CORPUS) * 2, trainer)
+    bpe.train_from_iterator((list(_CORPUS) + list(extra_corpus)) * 2, trainer)
     trained = json.loads(bpe.to_str())["model"]
     vocab: dict[str, int] = dict(trained["vocab"])
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
@@ -189,12 +193,12 @@ def _build_tokenizer():
     return tokenizer
 
 
-def _build_processor(name: str, tokenizer):
+def _build_processor(name: str, tokenizer, max_pixels: int | None = None):
     from transformers import Qwen2VLImageProcessor
 
     spec = _specs(name)
     factor = spec["patch"] * 2  # patch size x spatial merge size
-    pixels = {"min_pixels": (2 * factor) ** 2, "max_pixels": (4 * factor) ** 2}  # 2x2..4x4 tokens
+    pixels = {"min_pixels": (2 * factor) ** 2, "max_pixels": max_pixels or (4 * factor) ** 2}
     mean_std = {}
     if spec["mean_std"] is not None:
         mean_std = {"image_mean": spec["mean_std"], "image_std": spec["mean_std"]}
@@ -290,11 +294,21 @@ def _build_model(name: str, tokenizer):
     return model
 
 
-def build_vlm(name: str, path: str | os.PathLike, seed: int = 0) -> Path:
+def build_vlm(
+    name: str,
+    path: str | os.PathLike,
+    seed: int = 0,
+    *,
+    extra_corpus: Sequence[str] = (),
+    vocab_size: int = _TOKENIZER_VOCAB,
+    max_pixels: int | None = None,
+) -> Path:
     """Build tiny ``name`` (one of :data:`TINY_VLMS`), weights from ``seed``; save it at ``path``.
 
     The folder is written next to ``path`` and renamed into place, so ``path`` is either absent,
-    the previous folder, or complete. An existing folder at ``path`` is replaced.
+    the previous folder, or complete. An existing folder at ``path`` is replaced. The keywords
+    change the defaults for a model that will be trained (:mod:`reedit.tiny_trained`): more text
+    for the tokenizer and a larger vocabulary (shorter prompts), more image tokens per image.
     """
     import torch
 
@@ -303,8 +317,8 @@ def build_vlm(name: str, path: str | os.PathLike, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        tokenizer = _build_tokenizer()
-        processor = _build_processor(name, tokenizer)
+        tokenizer = _build_tokenizer(extra_corpus, vocab_size)
+        processor = _build_processor(name, tokenizer, max_pixels)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = _build_model(name, tokenizer)
@@ -344,12 +358,43 @@ def _replace_dir(new: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _recipe_version(name: str) -> str | None:
+    """None for a plain random-weight model, the recipe's signature for a trained one."""
+    from reedit import tiny_trained
+
+    if name in tiny_trained.RECIPES:
+        return tiny_trained.signature(name)
+    if name not in TINY_VLMS:
+        known = ", ".join([*TINY_VLMS, *tiny_trained.RECIPES])
+        raise ValueError(f"unknown tiny VLM {name!r}; expected one of {known}")
+    return None
+
+
+def _build(name: str, path: Path) -> None:
+    """Random weights (seed 0) for a plain name; build and train for a recipe."""
+    recipe_version = _recipe_version(name)
+    if recipe_version is None:
+        build_vlm(name, path)
+        return
+    from reedit import tiny_trained
+
+    log.info("training the tiny %s once (~20 s on the CPU; cached for later runs)", name)
+    tiny_trained.train(name, path)
+    marker = json.loads((path / MARKER).read_text())
+    marker.update(name=name, base=marker["name"], recipe_version=recipe_version)
+    _write_json(path / MARKER, marker)
+
+
 def _is_built(path: Path, name: str) -> bool:
     try:
         marker = json.loads((path / MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return marker.get("name") == name and marker.get("version") == VERSION
+    return (
+        marker.get("name") == name
+        and marker.get("version") == VERSION
+        and marker.get("recipe_version") == _recipe_version(name)
+    )
 
 
 def ensure_vlm(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -364,7 +409,7 @@ def ensure_vlm(name: str, root: str | os.PathLike | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        build_vlm(name, tmp)
+        _build(name, tmp)
         try:
             if path.exists():  # a stale or broken folder (not built by us, no marker)
                 if _is_built(path, name):  # another process finished first
@@ -411,15 +456,18 @@ def finetune(
     steps: int = 200,
     lr: float = 3e-3,
     seed: int = 0,
+    frozen: Callable[[str], bool] | None = None,
+    batch_size: int = 1,
 ) -> None:
     """Train the tiny VLM in ``folder`` on ``(conversation, target text)`` pairs; save it back.
 
-    Full-parameter AdamW, one example per step (a seeded shuffle of ``pairs``, epoch after epoch),
-    cross-entropy on the target tokens and the closing ``<|im_end|>`` only. The conversation is the
-    prompt as given to ``apply_chat_template(..., add_generation_prompt=True)``. Deterministic for
-    a given seed (training runs on one CPU thread: at this size more threads only add
-    synchronisation, and two threads sharing a busy 2-core machine were 6-15x slower). The model
-    files are replaced atomically one by one; the processor is untouched.
+    AdamW, ``batch_size`` examples per step (a seeded shuffle of ``pairs``, epoch after epoch,
+    right-padded), cross-entropy on the target tokens and the closing ``<|im_end|>`` only. The
+    conversation is the prompt as given to ``apply_chat_template(..., add_generation_prompt=True)``.
+    Deterministic for a given seed (training runs on one CPU thread: at this size more threads
+    only add synchronisation, and two threads sharing a busy 2-core machine were 6-15x slower).
+    Parameters whose name ``frozen(name)`` accepts are not trained. The model files are replaced
+    atomically one by one; the processor is untouched.
     """
     import torch
     from transformers import AutoProcessor
@@ -434,7 +482,8 @@ def finetune(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # see the docstring
     try:
-        model = _train(folder, examples, steps, lr, seed)
+        pad_id = processor.tokenizer.pad_token_id
+        model = _train(folder, examples, steps, lr, seed, frozen, batch_size, pad_id)
     finally:
         torch.set_num_threads(threads)
 
@@ -452,12 +501,43 @@ def finetune(
     except (OSError, ValueError):
         marker = {}
     marker.setdefault("finetunes", []).append(
-        {"pairs": len(pairs), "steps": steps, "lr": lr, "seed": seed}
+        {"pairs": len(pairs), "steps": steps, "lr": lr, "seed": seed, "batch_size": batch_size}
     )
     _write_json(marker_path, marker)
 
 
-def _train(folder: Path, examples: list[dict], steps: int, lr: float, seed: int):
+def _collate(examples: list[dict], pad_id: int) -> dict:
+    """One batch: token rows right-padded (masked, unlabelled), image rows concatenated."""
+    import torch
+
+    if len(examples) == 1:
+        return examples[0]
+    width = max(e["input_ids"].shape[1] for e in examples)
+    fill = {"input_ids": pad_id, "attention_mask": 0, "labels": -100}
+    batch = {}
+    for key in examples[0]:
+        if key in ("pixel_values", "image_grid_thw"):
+            batch[key] = torch.cat([e[key] for e in examples])
+            continue
+        rows = []
+        for e in examples:
+            row = e[key]
+            pad = torch.full((1, width - row.shape[1]), fill.get(key, 0), dtype=row.dtype)
+            rows.append(torch.cat([row, pad], dim=1))
+        batch[key] = torch.cat(rows)
+    return batch
+
+
+def _train(
+    folder: Path,
+    examples: list[dict],
+    steps: int,
+    lr: float,
+    seed: int,
+    frozen: Callable[[str], bool] | None,
+    batch_size: int,
+    pad_id: int,
+):
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -466,16 +546,24 @@ def _train(folder: Path, examples: list[dict], steps: int, lr: float, seed: int)
         generator = torch.Generator().manual_seed(seed)
         model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32)
         model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        params = []
+        for param_name, param in model.named_parameters():
+            if frozen is not None and frozen(param_name):
+                param.requires_grad_(False)
+            else:
+                params.append(param)
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         order: list[int] = []
         for _ in range(steps):
-            if not order:
-                order = torch.randperm(len(examples), generator=generator).tolist()
-            batch = examples[order.pop()]
-            loss = model(**batch).loss
+            chosen = []
+            for _ in range(batch_size):
+                if not order:
+                    order = torch.randperm(len(examples), generator=generator).tolist()
+                chosen.append(examples[order.pop()])
+            loss = model(**_collate(chosen, pad_id)).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
         model.eval()
     return model

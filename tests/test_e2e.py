@@ -17,14 +17,15 @@ from conftest import TEST_CONF, reedit_env
 PY = sys.executable
 
 
-def reedit(*args: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
+def reedit(*args: str, cwd: Path, timeout: float = 120, **popen) -> subprocess.CompletedProcess:
+    cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [PY, "-m", "reedit", *args],
         cwd=cwd,
         env=reedit_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         **popen,
     )
 
@@ -208,10 +209,29 @@ def test_full_pipeline_run_folder(tmp_path):
     assert "edit: 10 ok" in proc.stderr  # the console summary
 
 
-def test_demo_experiment_runs_and_says_what_it_is(tmp_path):
-    proc = reedit("+experiment=demo", cwd=tmp_path)
+def test_demo_experiment_runs_and_its_numbers_follow_the_editor(tmp_path):
+    """The demo's trained tiny refiner and judge read real model output through every parser,
+    and score the random-weight editor's noise low and the identity editor's pictures high."""
+    # the first run may build and train the tiny models (~90 s on 2 cores)
+    proc = reedit("+experiment=demo", cwd=tmp_path / "tiny", timeout=600)
     assert proc.returncode == 0, proc.stderr
-    (run_dir,) = (tmp_path / "outputs").glob("*/*")
+    (run_dir,) = (tmp_path / "tiny" / "outputs").glob("*/*")
     assert proc.stderr.count("DEMO:") == 2  # at the start and at the end
     assert "DEMO:" in (run_dir / "report.md").read_text()
-    assert json.loads((run_dir / "metrics.json").read_text())["stages"]["edit"]["ok"] == 10
+    noise = json.loads((run_dir / "metrics.json").read_text())
+    assert noise["stages"]["edit"]["ok"] == 10
+    assert noise["stages"]["analyze"]["ok"] >= 9  # tagged critiques from a real model
+    assert noise["stages"]["refine"]["ok"] == noise["stages"]["analyze"]["ok"]
+    assert noise["stages"]["judge"]["unscored"] <= 1
+
+    proc = reedit("+experiment=demo", "model=identity", cwd=tmp_path / "identity", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "identity" / "outputs").glob("*/*")
+    kept = json.loads((run_dir / "metrics.json").read_text())
+    assert kept["stages"]["judge"]["unscored"] <= 1
+    tiny_yes = noise["scores"]["overall"]["verdict"]["primary"]["yes_rate"]
+    kept_yes = kept["scores"]["overall"]["verdict"]["primary"]["yes_rate"]
+    assert tiny_yes <= 10 and kept_yes >= 90, (tiny_yes, kept_yes)
+    tiny_if = noise["scores"]["overall"]["if"]["by_label"]["primary"]["mean"]
+    kept_if = kept["scores"]["overall"]["if"]["by_label"]["primary"]["mean"]
+    assert tiny_if <= 2 and kept_if >= 7, (tiny_if, kept_if)

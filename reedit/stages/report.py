@@ -250,6 +250,7 @@ def render_markdown(m: dict[str, Any]) -> str:
         if scores.get("best_category"):
             lines.append(
                 f"- best category: {scores['best_category']}, worst: {scores['worst_category']}"
+                f" (by the {labels[-1]} yes-rate; ties go to the first category)"
             )
         lines += [
             "",
