@@ -1,7 +1,7 @@
 """Tiny VLMs trained for the demo: a judge and a refiner that answer in reedit's real formats.
 
 Random weights answer nothing parseable. These recipes build the tiny Qwen3-VL / Qwen2.5-VL of
-:mod:`reedit.tiny_vlm` and give them 25-40 s of deterministic CPU training, asked with reedit's
+:mod:`reedit.tiny_vlm` and give them 35-45 s of deterministic CPU training, asked with reedit's
 real prompts (``prompt_version`` v1): an edited image that is a drawn scene gets "yes" and high
 scores and a critique asking for polish; an edited image that is noise (what the demo's
 random-weight editors produce) gets "no", low scores and a critique asking to restore the scene.
@@ -259,7 +259,7 @@ def _high_pass(folder: Path, seed: int) -> None:
 
 
 def train(name: str, path: str | Path, seed: int | None = None) -> Path:
-    """Build and train recipe ``name`` at ``path`` (25-40 s on one CPU thread).
+    """Build and train recipe ``name`` at ``path`` (35-45 s on one CPU thread).
 
     ``seed`` (default: the recipe's) drives the initial weights, the images and the order."""
     from reedit.prompts import _DIR as prompts_dir
