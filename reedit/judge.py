@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reedit.judge_cache import JudgeCache
-from reedit.models.vlm.base import VLM, Answer, ask, image, text
+from reedit.models.vlm.base import VLM, Answer, VLMReply, ask, image, take_reply, text
 from reedit.parsing import JudgeValue, parse_judge_reply
 from reedit.prompts import load_prompt
 
@@ -183,30 +183,15 @@ class Judge:
         return [a for a in out if a is not None]
 
 
-class _CachedReply:
-    def __init__(self, logprobs: dict[str, float] | None) -> None:
-        self.logprobs = logprobs
-
-
 def _replay(hit: dict[str, Any], parse: Any) -> Answer:
     """A cached judgement: the stored replies parsed again, in order, as when first asked."""
-    answer = Answer("unscored", raw=list(hit["raw"]), model=hit.get("model"), cached=True)
-    if not answer.raw:  # a refusal or content filter: no text to parse
-        answer.attempts, answer.error_type, answer.error = (
-            1,
-            hit.get("error_type"),
-            hit.get("error"),
-        )
+    answer = Answer("unscored", cached=True)
+    model, logprobs = hit.get("model"), hit.get("logprobs")
+    if not hit["raw"]:  # a refusal or content filter: no text to parse
+        error_type, error = hit.get("error_type"), hit.get("error")
+        take_reply(answer, VLMReply(None, 0.0, None, model, error_type, error, refused=True), parse)
         return answer
-    reply = _CachedReply(hit.get("logprobs"))
-    for reply_text in answer.raw:
-        answer.attempts += 1
-        try:
-            answer.value = parse(reply_text, reply)
-        except ValueError as exc:
-            answer.error_type, answer.error = "ParseError", str(exc)
-            continue
-        answer.status, answer.error_type, answer.error = "ok", None, None
-        answer.logprobs = hit.get("logprobs")
-        break
+    for reply_text in hit["raw"]:
+        if take_reply(answer, VLMReply(reply_text, logprobs=logprobs, model=model), parse):
+            break
     return answer

@@ -200,7 +200,7 @@ def warmup_pairs(folder: Path, rng: random.Random, n: int = 32) -> list[tuple[li
     scenes, noises = _images(folder, n, rng)
     out = []
     for path, target in [(p, "scene") for p in scenes] + [(p, "noise") for p in noises]:
-        question = {"type": "text", "text": "Is the image a scene or noise?"}
+        question = {"type": "text", "text": WARMUP_QUESTION}
         out.append(
             ([{"role": "user", "content": [{"type": "image", "image": path}, question]}], target)
         )
@@ -213,21 +213,21 @@ def pairs(kind: str, folder: Path, rng: random.Random, groups: int) -> list[tupl
     from reedit.models.vlm.transformers_vl import to_hf_messages
     from reedit.refiner import CritiqueRequest, Refiner
 
+    refiner = Refiner(None, "v1", 0, 0, 1)  # type: ignore[arg-type]  # only builds prompts
+    judge = Judge(None, "v1", list(JUDGE_GOOD), 0, 0, 1, cache=False)  # type: ignore[arg-type]
     scenes, noises = _images(folder, groups, rng)
     out = []
     for g in range(groups):
         source = scenes[g]
         good = source if g % 3 == 0 else scenes[(g + 1) % groups]  # identity or another scene
         instruction, description, rationale = _instruction(rng), _description(rng), _rationale(rng)
+        category = CATEGORIES[g % len(CATEGORIES)]
         for edited, is_noise in ((good, False), (noises[g], True)):
             if kind == "refiner":
-                refiner = Refiner(None, "v1", 0, 0, 1)  # type: ignore[arg-type]
                 conv = refiner.conversation(CritiqueRequest("k", source, edited, instruction))
                 out.append((to_hf_messages(conv), CRITIQUE_BAD if is_noise else CRITIQUE_GOOD))
                 continue
-            judge = Judge(None, "v1", list(JUDGE_GOOD), 0, 0, 1, cache=False)  # type: ignore[arg-type]
             for metric in JUDGE_GOOD:
-                category = CATEGORIES[g % len(CATEGORIES)]
                 req = JudgeRequest(
                     "k", metric, category, source, edited, instruction, description, rationale
                 )
@@ -262,13 +262,13 @@ def train(name: str, path: str | Path, seed: int | None = None) -> Path:
     """Build and train recipe ``name`` at ``path`` (35-45 s on one CPU thread).
 
     ``seed`` (default: the recipe's) drives the initial weights, the images and the order."""
-    from reedit.prompts import _DIR as prompts_dir
+    from reedit.prompts import templates
     from reedit.tiny_vlm import build_vlm, finetune
 
     recipe = RECIPES[name]
     seed = recipe.seed if seed is None else seed
     path = Path(path)
-    corpus = [p.read_text(encoding="utf-8") for p in sorted((prompts_dir / "v1").glob("*.txt"))]
+    corpus = templates("v1")
     build_vlm(recipe.base, path, seed, extra_corpus=corpus, vocab_size=VOCAB, max_pixels=MAX_PIXELS)
     _high_pass(path, seed)
     rng = random.Random(seed)

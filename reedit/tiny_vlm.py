@@ -148,7 +148,7 @@ def tiny_vlm_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     ``name`` is one of :data:`TINY_VLMS` or a trained recipe of :mod:`reedit.tiny_trained`.
     ``root`` defaults to ``$REEDIT_CACHE``, else ``~/.cache/reedit``.
     """
-    _recipe_version(name)  # validates the name
+    _recipe_signature(name)  # validates the name
     base = root or os.environ.get("REEDIT_CACHE") or Path.home() / ".cache" / "reedit"
     return Path(base).expanduser() / "tiny" / f"{name}-v{VERSION}"
 
@@ -358,7 +358,7 @@ def _replace_dir(new: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _recipe_version(name: str) -> str | None:
+def _recipe_signature(name: str) -> str | None:
     """None for a plain random-weight model, the recipe's signature for a trained one."""
     from reedit import tiny_trained
 
@@ -372,8 +372,8 @@ def _recipe_version(name: str) -> str | None:
 
 def _build(name: str, path: Path) -> None:
     """Random weights (seed 0) for a plain name; build and train for a recipe."""
-    recipe_version = _recipe_version(name)
-    if recipe_version is None:
+    signature = _recipe_signature(name)
+    if signature is None:
         build_vlm(name, path)
         return
     from reedit import tiny_trained
@@ -381,7 +381,7 @@ def _build(name: str, path: Path) -> None:
     log.info("training the tiny %s once (under a minute on the CPU; cached for later runs)", name)
     tiny_trained.train(name, path)
     marker = json.loads((path / MARKER).read_text())
-    marker.update(name=name, base=marker["name"], recipe_version=recipe_version)
+    marker.update(name=name, base=marker["name"], recipe_version=signature)
     _write_json(path / MARKER, marker)
 
 
@@ -393,7 +393,7 @@ def _is_built(path: Path, name: str) -> bool:
     return (
         marker.get("name") == name
         and marker.get("version") == VERSION
-        and marker.get("recipe_version") == _recipe_version(name)
+        and marker.get("recipe_version") == _recipe_signature(name)
     )
 
 

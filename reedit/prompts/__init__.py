@@ -21,3 +21,8 @@ def load_prompt(version: str, name: str) -> str:
             f"prompt_version '{version}' has no template '{name}' (versions: {', '.join(versions)})"
         )
     return path.read_text(encoding="utf-8").strip()
+
+
+def templates(version: str) -> list[str]:
+    """Every template text of ``version``, in file-name order."""
+    return [p.read_text(encoding="utf-8") for p in sorted((_DIR / version).glob("*.txt"))]

@@ -149,29 +149,31 @@ def ask(
         if not pending:
             break
         replies = vlm.chat([conversations[i] for i in pending], max_new_tokens)
-        still = []
-        for i, reply in zip(pending, replies):
-            a = answers[i]
-            a.attempts += 1
-            a.seconds += reply.seconds
-            a.model = reply.model or a.model
-            if reply.refused:
-                a.status, a.error_type, a.error = "unscored", reply.error_type, reply.error
-                continue
-            if not reply.ok:
-                a.status, a.error_type, a.error = "error", reply.error_type, reply.error
-                still.append(i)
-                continue
-            a.raw.append(reply.text or "")
-            try:
-                a.value = parsers[i](reply.text or "", reply)
-            except ValueError as exc:
-                a.status, a.error_type, a.error = "unscored", "ParseError", str(exc)
-                still.append(i)
-                continue
-            a.status, a.error_type, a.error, a.logprobs = "ok", None, None, reply.logprobs
-        pending = still
+        pending = [i for i, r in zip(pending, replies) if not take_reply(answers[i], r, parsers[i])]
     return answers
+
+
+def take_reply(answer: Answer, reply: VLMReply, parse: Any) -> bool:
+    """Record one reply in ``answer``; True when it is settled (ok, or refused), False when it
+    is worth asking again (a backend error or an unparseable reply)."""
+    answer.attempts += 1
+    answer.seconds += reply.seconds
+    answer.model = reply.model or answer.model
+    if reply.refused:
+        answer.status, answer.error_type, answer.error = "unscored", reply.error_type, reply.error
+        return True
+    if not reply.ok:
+        answer.status, answer.error_type, answer.error = "error", reply.error_type, reply.error
+        return False
+    answer.raw.append(reply.text or "")
+    try:
+        answer.value = parse(reply.text or "", reply)
+    except ValueError as exc:
+        answer.status, answer.error_type, answer.error = "unscored", "ParseError", str(exc)
+        return False
+    answer.status, answer.error_type, answer.error = "ok", None, None
+    answer.logprobs = reply.logprobs
+    return True
 
 
 def resolve_vlm_path(path: str) -> str:
