@@ -1,5 +1,10 @@
-"""Test doubles, named as such. Real VLM backends come in a later issue; until then the refiner
-and the judge are driven by :class:`ScriptedVLM`, which speaks the real :class:`VLM` interface.
+"""Test doubles, named as such, for fault injection: the happy paths run on the real tiny models
+(the trained demo refiner and judge, the tiny diffusers pipelines).
+
+:class:`ScriptedVLM` speaks the real :class:`VLM` interface and fails, or answers garbage, on
+demand; it also gives the one reply the tiny models cannot: a critique with two re-edit
+instructions (for ``refine.mode=sequential``). :class:`SlowIdentityEditor` is the identity
+editor with a delay (to interrupt a run mid-stage) and failures on demand.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ class ScriptedVLM(VLM):
     """Answers deterministically from the images' bytes and the question asked.
 
     ``garbage``: substrings of the prompt that make it answer unparseable text;
-    ``fail``: substrings that make it raise (a backend error); ``delay``: seconds per answer;
+    ``fail``: substrings that make it raise (a backend error); ``fail_file``: a file whose lines
+    are such substrings while it exists (outside the config, so a test can "fix the cause" by
+    deleting it without changing the fingerprint); ``delay``: seconds per answer;
     ``replies``: a queue of literal replies used first (for unit tests of retries).
     """
 
@@ -50,9 +57,11 @@ class ScriptedVLM(VLM):
         delay: float = 0.0,
         replies: Sequence[str] = (),
         batch_size: int = 4,
+        fail_file: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, garbage=list(garbage), fail=list(fail))
         self.garbage, self.fail, self.delay = list(garbage), list(fail), delay
+        self.fail_file = Path(fail_file) if fail_file else None
         self.replies = list(replies)
         self.calls: list[Conversation] = []
         self.chunks: list[int] = []  # conversations per backend call
@@ -70,7 +79,10 @@ class ScriptedVLM(VLM):
             if self.delay:
                 time.sleep(self.delay)
             prompt = _texts(conv)
-            if any(s in prompt for s in self.fail):
+            failing = list(self.fail)
+            if self.fail_file and self.fail_file.is_file():
+                failing += [line for line in self.fail_file.read_text().splitlines() if line]
+            if any(s in prompt for s in failing):
                 raise RuntimeError("scripted backend failure")
             if self.replies:
                 out.append(VLMReply(self.replies.pop(0), model="scripted"))

@@ -3,44 +3,38 @@
 from __future__ import annotations
 
 import pytest
-from doubles import ROUTES, ScriptedVLM, _texts
+from doubles import ScriptedVLM
 from PIL import Image
 
 from reedit.judge import Judge, JudgeRequest
 from reedit.records import RecordStore
 from reedit.run import run
 
-FULL = (
-    "dataset=demo",
-    "model=identity",
-    "refiner=scripted",
-    "executor=identity",
-    "judge=scripted",
-    "progress=false",
-    "report.bootstrap=50",
-)
-
-
-def judge_calls() -> list:
-    """Conversations the scripted VLMs were asked that are judgements (not critiques)."""
-    return [
-        c
-        for v in ScriptedVLM.instances
-        for c in v.calls
-        if next((k for s, k in ROUTES.items() if s in _texts(c)), None) != "critique"
-    ]
-
 
 def test_second_run_sharing_edits_computes_no_judgement(compose, tmp_path):
+    """On the real trained tiny judge: every judgement of a second run is replayed."""
+    real = (
+        "dataset=demo",
+        "model=identity",
+        "refiner=tiny_qwen25_vl_refiner",
+        "executor=identity",
+        "judge=tiny_qwen3_vl_judge",
+        "progress=false",
+        "report.bootstrap=50",
+    )
     cache = ("judge.cache=true", f"judge.cache_dir={tmp_path / 'cache'}")
-    ScriptedVLM.instances.clear()
-    first = run(compose(*FULL, *cache), run_dir=tmp_path / "a")
-    assert len(judge_calls()) == 60
-    ScriptedVLM.instances.clear()
-    second = run(compose(*FULL, *cache), run_dir=tmp_path / "b")
-    assert judge_calls() == []  # the refiner was asked again (critiques are not cached)
-    records = RecordStore(tmp_path / "b", "judge").load()
-    assert len(records) == 60 and all(r["cached"] for r in records.values())
+    first = run(compose(*real, *cache), run_dir=tmp_path / "a")
+    a = RecordStore(tmp_path / "a", "judge").load()
+    assert len(a) == 60 and not any(r["cached"] for r in a.values())
+    # one cache entry per distinct judgement: the identity executor's refined images are the
+    # primary ones, so each sample's three refined judgements are the primary ones again
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 30
+    second = run(compose(*real, *cache), run_dir=tmp_path / "b")
+    b = RecordStore(tmp_path / "b", "judge").load()
+    assert len(b) == 60 and all(r["cached"] for r in b.values())
+    assert {k: (r["status"], r["raw"], r.get("value")) for k, r in b.items()} == {
+        k: (r["status"], r["raw"], r.get("value")) for k, r in a.items()
+    }
     assert second["scores"] == first["scores"]
 
 

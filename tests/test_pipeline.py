@@ -1,4 +1,7 @@
-"""The five stages in process on the demo dataset: records, resume, fingerprints, failures."""
+"""The five stages in process on the demo dataset: records, resume, fingerprints, failures.
+
+The happy paths run on the real tiny models (identity editor, tiny FLUX.2 executor, the trained
+tiny refiner and judge); the failure paths inject faults through the test doubles."""
 
 from __future__ import annotations
 
@@ -6,12 +9,24 @@ import json
 import logging
 
 import pytest
-from doubles import ScriptedVLM
 
 from reedit.records import RecordStore
 from reedit.run import run
 from reedit.stages.common import ConfigMismatch, StageFailed
 
+# Real models: identity edits keep the demo scenes, the trained refiner asks to polish them, the
+# tiny FLUX.2 executor turns them into noise, and the trained judge tells scenes from noise.
+REAL = (
+    "dataset=demo",
+    "model=identity",
+    "executor=tiny_flux2",
+    "refiner=tiny_qwen25_vl_refiner",
+    "judge=tiny_qwen3_vl_judge",
+    "judge.cache=false",
+    "progress=false",
+    "report.bootstrap=200",
+)
+# Fault injection: doubles that fail on demand.
 FULL = (
     "dataset=demo",
     "model=slow_identity",
@@ -21,78 +36,120 @@ FULL = (
     "progress=false",
     "report.bootstrap=200",
 )
+POLISH = ["Improve the overall image quality."]  # the trained refiner's critique of a scene
 
 
 def records(run_dir, stage):
     return RecordStore(run_dir, stage).load()
 
 
-def test_full_run_writes_every_stage(compose, tmp_path):
-    cfg = compose(*FULL)
-    metrics = run(cfg, run_dir=tmp_path)
-    ids = {r["sample_id"] for r in records(tmp_path, "edit").values()}
-    assert len(ids) == 10
-    assert all((tmp_path / r["image"]).is_file() for r in records(tmp_path, "edit").values())
-    analyze = records(tmp_path, "analyze")
-    assert len(analyze) == 10 and all(r["status"] == "ok" for r in analyze.values())
-    first = next(iter(analyze.values()))
-    assert first["re_edit"] == ["Fix the lighting direction.", "Improve the overall image quality."]
-    refine = records(tmp_path, "refine")
-    assert {r["instructions"][0] for r in refine.values()} == {
-        "Fix the lighting direction.; Improve the overall image quality."
+def loads(caplog) -> dict[str, int]:
+    """Models loaded, from the log lines the model base classes write."""
+    text = [r.getMessage() for r in caplog.records]
+    return {
+        "editor": sum(m.startswith("loading editor") for m in text),
+        "vlm": sum(m.startswith("loading VLM") for m in text),
     }
-    judge = records(tmp_path, "judge")
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """One run of every stage on the real tiny models, shared by the tests that only read it."""
+    from hydra import compose, initialize_config_dir
+
+    from reedit.cli import config_dir
+
+    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="reedit"):
+        cfg = compose("config", overrides=list(REAL))
+    run_dir = tmp_path_factory.mktemp("real_run")
+    return run_dir, run(cfg, run_dir=run_dir)
+
+
+def test_full_run_writes_every_stage(real_run):
+    run_dir, metrics = real_run
+    edits = records(run_dir, "edit")
+    assert {r["sample_id"] for r in edits.values()} == {r["key"] for r in edits.values()}
+    assert len(edits) == 10 and all(r["status"] == "ok" for r in edits.values())
+    assert all((run_dir / r["image"]).is_file() for r in edits.values())
+    analyze = records(run_dir, "analyze")
+    assert len(analyze) == 10 and all(r["status"] == "ok" for r in analyze.values())
+    assert sum(r["re_edit"] == POLISH for r in analyze.values()) >= 9  # the scenes were kept
+    refine = records(run_dir, "refine")
+    assert len(refine) == 10 and all(r["status"] == "ok" for r in refine.values())
+    for key, r in refine.items():
+        assert r["instructions"] == ["; ".join(analyze[key]["re_edit"])]
+        assert (run_dir / r["image"]).is_file()
+    judge = records(run_dir, "judge")
     assert len(judge) == 10 * 2 * 3  # samples x (primary, refined) x (dimension, if, sc)
     assert {r["label"] for r in judge.values()} == {"primary", "refined"}
-    overall = metrics["scores"]["overall"]
-    yes = sum(
-        r["value"] == "yes"
-        for r in judge.values()
-        if r["metric"] == "dimension" and r["label"] == "primary"
-    )
-    assert overall["verdict"]["primary"]["yes"] == yes
-    assert overall["verdict"]["primary"]["judged"] == 10
-    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    verdict = metrics["scores"]["overall"]["verdict"]
+    for label in ("primary", "refined"):
+        yes = sum(
+            r["value"] == "yes"
+            for r in judge.values()
+            if r["metric"] == "dimension" and r["label"] == label and r["status"] == "ok"
+        )
+        assert verdict[label]["yes"] == yes
+    assert verdict["primary"]["yes_rate"] >= 80  # the scenes, kept by the identity editor
+    assert verdict["refined"]["yes_rate"] <= 10  # the random-weight executor's noise
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk["scores"] == metrics["scores"]
-    assert (tmp_path / "samples.csv").read_text().count("\n") == 11
-    assert "## Headline" in (tmp_path / "report.md").read_text()
+    assert (run_dir / "samples.csv").read_text().count("\n") == 11
+    assert "## Headline" in (run_dir / "report.md").read_text()
 
 
 def test_resume_does_nothing_and_loads_nothing(compose, tmp_path, caplog):
-    cfg = compose(*FULL)
-    run(cfg, run_dir=tmp_path)
+    cfg = compose(*REAL)
+    with caplog.at_level(logging.INFO):
+        run(cfg, run_dir=tmp_path)
+    # the editor and the executor, the refiner's and the judge's backend: each loaded once
+    assert loads(caplog) == {"editor": 2, "vlm": 2}
     before = {
         s: (tmp_path / "records" / f"{s}.jsonl").read_bytes()
         for s in ("edit", "analyze", "refine", "judge")
     }
-    ScriptedVLM.instances.clear()
+    caplog.clear()
     with caplog.at_level(logging.INFO):
         run(cfg, run_dir=tmp_path)
     after = {s: (tmp_path / "records" / f"{s}.jsonl").read_bytes() for s in before}
     assert after == before
-    assert "loading" not in caplog.text  # no editor and no VLM was loaded
-    assert all(v.loads == 0 for v in ScriptedVLM.instances)
+    assert loads(caplog) == {"editor": 0, "vlm": 0}
+    for stage in ("edit", "analyze r1", "refine r1", "judge"):
+        assert f"{stage}: nothing to do" in caplog.text
+
+
+def test_a_resume_with_nothing_to_do_does_not_even_build_a_model(compose, tmp_path):
+    from doubles import ScriptedVLM
+
+    ScriptedVLM.instances.clear()
+    run(compose(*FULL), run_dir=tmp_path)
+    assert [v.loads for v in ScriptedVLM.instances] == [1, 1]  # the refiner's, the judge's
+    ScriptedVLM.instances.clear()
+    run(compose(*FULL), run_dir=tmp_path)
+    assert ScriptedVLM.instances == []
 
 
 def test_changed_model_config_refuses_to_mix_then_fresh_redoes(compose, tmp_path):
-    run(compose(*FULL), run_dir=tmp_path)
-    changed = compose(*FULL, "seed=7")
+    run(compose(*REAL, "limit=1"), run_dir=tmp_path)
+    seeds = {k: r["seed"] for k, r in records(tmp_path, "edit").items()}
+    changed = compose(*REAL, "limit=1", "seed=7")
     with pytest.raises(ConfigMismatch, match=r"fresh=\[edit\]"):
         run(changed, run_dir=tmp_path)
-    run(compose(*FULL, "seed=7", "fresh=[edit]"), run_dir=tmp_path)
+    run(compose(*REAL, "limit=1", "seed=7", "fresh=[edit]"), run_dir=tmp_path)
     assert list((tmp_path / "records" / "archive").glob("edit.*.jsonl"))
     edits = records(tmp_path, "edit")
-    assert len(edits) == 10
+    assert len(edits) == 5 and all(r["seed"] != seeds[k] for k, r in edits.items())
     # downstream stages were redone under the new fingerprints, not mixed
     judge_fps = {r["fingerprint"] for r in records(tmp_path, "judge").values()}
     assert len(judge_fps) == 2  # one for primary, one for refined images
 
 
 def test_runtime_keys_do_not_change_fingerprints(compose, tmp_path, caplog):
-    run(compose(*FULL), run_dir=tmp_path)
+    run(compose(*REAL, "limit=1"), run_dir=tmp_path)
+    runtime = ("model.batch_size=3", "judge.batch_size=2", "judge.vlm.batch_size=3")
     with caplog.at_level(logging.INFO):
-        run(compose(*FULL, "model.batch_size=3"), run_dir=tmp_path)
-    assert "edit: nothing to do" in caplog.text
+        run(compose(*REAL, "limit=1", *runtime), run_dir=tmp_path)
+    assert "edit: nothing to do" in caplog.text and "judge: nothing to do" in caplog.text
 
 
 def test_failures_are_records_and_error_rate_fails_the_run(compose, tmp_path):
@@ -192,6 +249,7 @@ def test_model_load_failure_names_the_group_and_cause(compose, tmp_path):
 
 
 def test_perceptual_quality_is_judged_when_asked(compose, tmp_path):
+    # the scripted judge: the trained tiny judge was not trained on the PQ prompt
     metrics = run(compose(*FULL, "judge.metrics=[dimension,if,sc,pq]"), run_dir=tmp_path)
     pq = metrics["scores"]["overall"]["pq"]["by_label"]
     assert pq["primary"]["n"] == 10 and pq["refined"]["n"] == 10

@@ -67,23 +67,64 @@ def test_greedy_is_deterministic(vlm, pictures):
     assert a[0].text == b[0].text and a[0].logprobs == b[0].logprobs
 
 
-def test_logprob_decision_follows_the_threshold(vlm, pictures):
-    reqs = [
-        JudgeRequest(f"k{i}", "dimension", "physical", pictures[0], pictures[i], "x")
-        for i in range(3)
-    ]
-    always = Judge(
-        vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=0.0, cache=False
-    )
-    never = Judge(
-        vlm, "v1", ["dimension"], 2, 16, 4, decision="logprob", threshold=1.01, cache=False
-    )
-    yes, no = always.judge(reqs), never.judge(reqs)
-    assert all(a.status == "ok" and a.value.value == "yes" for a in yes)
-    assert all(a.status == "ok" and a.value.value == "no" for a in no)
-    assert all(a.attempts == 1 and "P(yes)=" in a.value.reasoning for a in yes)
+@pytest.fixture(scope="module")
+def demo_edits(tmp_path_factory):
+    """Each demo sample's scene kept as its edit, and a fresh noise edit, with its real texts."""
+    import random
+
+    from reedit.cli import _package_file
+    from reedit.data.re_edit import ReEditDataset
+    from reedit.tiny_trained import noise
+
+    folder = tmp_path_factory.mktemp("demo_edits")
+    demo = _package_file("data/demo/re_edit_demo.json")
+    samples = ReEditDataset(path=demo, repo_id="", filename="").load().samples
+    rng = random.Random(7)
+    out = []
+    for s in samples:
+        noisy = folder / f"{s.id}.png"
+        noise(rng, (256, 256)).save(noisy)
+        for kind, edited in (("scene", s.source_path), ("noise", noisy)):
+            out.append(
+                JudgeRequest(
+                    f"{s.id}/{kind}",
+                    "dimension",
+                    s.category,
+                    str(s.source_path),
+                    str(edited),
+                    s.instruction,
+                    s.description,
+                    s.rationale,
+                )
+            )
+    return out
+
+
+def test_logprob_decision_reads_the_trained_judges_probabilities(demo_edits):
+    """P(yes) from the first token of the one-word prompt, thresholded: the trained judge gives
+    every noise edit P(yes) < 0.5 and a scene more than its own noise edit (measured: noise
+    0.10-0.21, scenes 0.51-0.91 but the brick-wall door, 0.23, which it takes for noise)."""
+    vlm = TransformersVLM("tiny:qwen3_vl_judge", "float32", 0.0, 1.0, batch_size=8)
+    judge = Judge(vlm, "v1", ["dimension"], 0, 16, 8, decision="logprob", cache=False)
+    try:
+        answers = dict(zip((r.key for r in demo_edits), judge.judge(demo_edits)))
+    finally:
+        vlm.close()
+    assert all(a.status == "ok" and a.attempts == 1 for a in answers.values())
+    p_yes = {k: float(a.value.reasoning.split("=")[1].split()[0]) for k, a in answers.items()}
+    for key, a in answers.items():
+        probs = a.logprobs
+        assert p_yes[key] == pytest.approx(probs["yes"] / (probs["yes"] + probs["no"]), abs=1e-4)
+        assert a.value.value == ("yes" if p_yes[key] >= 0.5 else "no")  # the threshold decides
+    noise = [k for k in p_yes if k.endswith("/noise")]
+    scenes = [k for k in p_yes if k.endswith("/scene")]
+    assert all(p_yes[k] < 0.5 for k in noise)
+    assert sum(p_yes[k] > 0.5 for k in scenes) >= 8
+    assert all(p_yes[k] > p_yes[k.replace("/scene", "/noise")] for k in scenes)
+    assert answers["00009_referential_hard/scene"].value.value == "yes"
+    assert answers["00009_referential_hard/noise"].value.value == "no"
     # the prompt asks for one word, not JSON
-    system = always.conversation(reqs[0])[0]["content"][0]["text"]
+    system = judge.conversation(demo_edits[0])[0]["content"][0]["text"]
     assert "single word" in system and '"score"' not in system
 
 

@@ -1,0 +1,91 @@
+"""What a run produced, read from its folder alone, without what may differ between equal runs.
+
+``digest(run_dir)`` keeps every record field but the timings (``time``, ``seconds``), the
+fingerprint and whether a judgement came from the judge cache, with paths made relative to the run
+folder (or to ``roots``: where a copied folder was written); the sha256 of every image; and the
+metrics (scores, stage counts without seconds, judge health, skipped dataset records). Two runs
+that computed the same things have equal digests. Used against the stored expectations in
+``tests/data/`` (see its README for how they were made).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+VOLATILE = ("time", "seconds", "fingerprint", "cached")
+
+
+def _relative(value: Any, roots: tuple[Path, ...]) -> Any:
+    for root in roots:
+        if isinstance(value, str) and value.startswith(f"{root}/"):
+            return str(Path(value).relative_to(root))
+    return value
+
+
+def records(run_dir: Path, roots: tuple[Path, ...] = ()) -> dict[str, dict[str, dict]]:
+    """The latest record per key of every stage (what the record store reads)."""
+    out: dict[str, dict[str, dict]] = {}
+    for path in sorted((run_dir / "records").glob("*.jsonl")):
+        stage = path.name.split(".")[0]
+        for line in path.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            for key in VOLATILE:
+                rec.pop(key, None)
+            out.setdefault(stage, {})[rec["key"]] = {
+                k: _relative(v, (run_dir, *roots)) for k, v in rec.items()
+            }
+    return out
+
+
+def images(run_dir: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((run_dir / "images").rglob("*.png"))
+    }
+
+
+def metrics(run_dir: Path) -> dict[str, Any] | None:
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    m = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return {
+        "scores": m["scores"],
+        "stages": {
+            s: {k: v for k, v in c.items() if k != "seconds"} for s, c in m["stages"].items()
+        },
+        "judge_health": m["judge_health"],
+        "bad_records": m["bad_records"],
+    }
+
+
+def digest(run_dir: Path, roots: tuple[str | Path, ...] = ()) -> dict[str, Any]:
+    run_dir = Path(run_dir).resolve()
+    return {
+        "records": records(run_dir, tuple(Path(r) for r in roots)),
+        "images": images(run_dir),
+        "metrics": metrics(run_dir),
+    }
+
+
+def assert_same(got: dict, expected: dict) -> None:
+    """Equal digests; else name the first differing images, records and fields."""
+    if got == expected:
+        return
+    problems = [
+        f"images {k}"
+        for k in sorted(set(got["images"]) | set(expected["images"]))
+        if got["images"].get(k) != expected["images"].get(k)
+    ]
+    for stage in sorted(set(got["records"]) | set(expected["records"])):
+        mine, theirs = got["records"].get(stage, {}), expected["records"].get(stage, {})
+        for key in sorted(set(mine) | set(theirs)):
+            a, b = mine.get(key, {}), theirs.get(key, {})
+            fields = sorted(f for f in set(a) | set(b) if a.get(f) != b.get(f))
+            if fields:
+                problems.append(f"{stage} {key}: {fields}")
+    if got["metrics"] != expected["metrics"]:
+        problems.append("metrics")
+    raise AssertionError("differs from the stored expectation: " + "; ".join(problems[:12]))
