@@ -1,6 +1,6 @@
 # reedit: two commands on a fresh machine.
 #   make demo   install into .venv, then run the demo experiment
-#   make test   install into .venv, then run the test suite (what CI runs)
+#   make test   install into .venv, check the import layers, run the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,10 +24,11 @@ demo: install
 	$(BIN)/python -m reedit +experiment=demo
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python benchmarks/pipeline_overhead.py

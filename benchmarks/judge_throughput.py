@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reedit.testing import locate
+
 
 def main() -> dict:
     from reedit.data.re_edit import ReEditDataset
@@ -40,9 +42,24 @@ def main() -> dict:
             for m in ("dimension", "if", "sc")
         ]
         for batch in (1, 8):
-            vlm = TransformersVLM("tiny:qwen3_vl", "float32", 0.0, 1.0, batch_size=batch)
+            vlm = TransformersVLM(
+                path="tiny:qwen3_vl",
+                dtype="float32",
+                temperature=0.0,
+                top_p=1.0,
+                batch_size=batch,
+                locate=locate,
+            )
             vlm.load()
-            judge = Judge(vlm, "v1", ["dimension", "if", "sc"], 0, 32, batch, cache=False)
+            judge = Judge(
+                vlm=vlm,
+                prompt_version="v1",
+                metrics=["dimension", "if", "sc"],
+                retries=0,
+                max_new_tokens=32,
+                batch_size=batch,
+                cache=False,
+            )
             judge.judge(reqs[:batch])  # warm-up
             t0 = time.perf_counter()
             judge.judge(reqs)
@@ -54,11 +71,34 @@ def main() -> dict:
             }
             vlm.close()
         cache_dir = Path(tmp) / "judgements"
-        vlm = TransformersVLM("tiny:qwen3_vl", "float32", 0.0, 1.0, batch_size=8)
-        Judge(vlm, "v1", ["dimension", "if", "sc"], 0, 32, 8, cache_dir=str(cache_dir)).judge(reqs)
+        vlm = TransformersVLM(
+            path="tiny:qwen3_vl",
+            dtype="float32",
+            temperature=0.0,
+            top_p=1.0,
+            batch_size=8,
+            locate=locate,
+        )
+        Judge(
+            vlm=vlm,
+            prompt_version="v1",
+            metrics=["dimension", "if", "sc"],
+            retries=0,
+            max_new_tokens=32,
+            batch_size=8,
+            cache_dir=str(cache_dir),
+        ).judge(reqs)
         hits = []
         for _ in range(5):
-            fresh = Judge(vlm, "v1", ["dimension", "if", "sc"], 0, 32, 8, cache_dir=str(cache_dir))
+            fresh = Judge(
+                vlm=vlm,
+                prompt_version="v1",
+                metrics=["dimension", "if", "sc"],
+                retries=0,
+                max_new_tokens=32,
+                batch_size=8,
+                cache_dir=str(cache_dir),
+            )
             t0 = time.perf_counter()
             answers = fresh.judge(reqs)
             hits.append((time.perf_counter() - t0) / len(reqs))

@@ -35,7 +35,7 @@ def main() -> dict:
     from reedit.cli import config_dir
     from reedit.data.re_edit import ReEditDataset
     from reedit.run import run
-    from reedit.tiny import ensure
+    from reedit.testing.pipelines import ensure
 
     folder = ensure("flux_kontext")
     with tempfile.TemporaryDirectory() as tmp:

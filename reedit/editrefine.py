@@ -1,9 +1,9 @@
 """``python -m reedit.editrefine image=... instruction=...``: the single-image EditRefine tool.
 
-Edits the image with ``model``, asks ``refiner`` for a critique of the edit, re-edits the primary
-image with ``executor`` using the re-edit instructions, and writes ``primary.png``,
-``refined.png``, ``critique.json`` (reasoning, re-edit instructions, every raw reply) and
-``result.json`` into the Hydra run folder.
+A one-sample run of the run's own stages (edit, then EditRefine's critique, then the executor's
+re-edit; ``stages`` may add the judge): the same seeds as a run of that image, the same records
+and layout in its folder, plus ``primary.png``, ``critique.json`` (reasoning, re-edit
+instructions, every raw reply), ``refined.png`` and ``result.json`` at the top.
 """
 
 from __future__ import annotations
@@ -22,93 +22,73 @@ from reedit.cli import config_dir  # registers the schemas and resolvers
 log = logging.getLogger("reedit.editrefine")
 
 
-def _edit(editor: Any, group: str, image: Any, instruction: str, seed: int) -> Any:
-    from reedit.config import ReeditError
-    from reedit.models.base import EditRequest
-
-    (res,) = editor.edit([EditRequest(group, "image", "single", image, instruction, seed)])
-    if not res.ok:
-        raise ReeditError(f"{group}: the edit failed: {res.error_type}: {res.error}")
-    return res.image
-
-
 def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Run edit -> critique -> refine on one image; return what was written."""
+    """Run the stages on one image; write the friendly files; return what was written."""
     from reedit.config import ReeditError
-    from reedit.data.images import decode_image_bytes
-    from reedit.records import write_bytes_atomic, write_image_atomic
-    from reedit.refiner import CritiqueRequest
-    from reedit.stages.common import load_model
-    from reedit.stages.refine import executor_steps
+    from reedit.data.single import SingleImageDataset
+    from reedit.layout import PRIMARY, RunLayout, round_key, round_label
+    from reedit.records import CritiqueOutput, RecordStore, RefineOutput, write_bytes_atomic
+    from reedit.run import execute, run_folder, setup
 
     source = Path(cfg.image).expanduser()
     if not source.is_file():
         raise ReeditError(f"image: no such file: {source}")
-    if cfg.refine_mode not in ("joined", "sequential"):
-        raise ReeditError(f"refine_mode must be 'joined' or 'sequential', not {cfg.refine_mode}")
-    if cfg.refiner._target_ is None:
+    if cfg.refiner._target_ is None and "analyze" in cfg.stages:
         raise ReeditError("refiner=none: choose a refiner (e.g. refiner=editrefine)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    image = decode_image_bytes(source.read_bytes())
-    result: dict[str, Any] = {"image": str(source), "instruction": cfg.instruction}
+    s = setup(cfg)
+    folder, choices = run_folder(cfg, out_dir)
+    dataset = SingleImageDataset(
+        image=str(source), instruction=cfg.instruction, category=cfg.category, id=cfg.id
+    )
+    loaded = dataset.load([cfg.category])
+    (sample,) = loaded.samples
+    execute(s, folder, [sample], choices, loaded.source)
 
-    editor = load_model(cfg, "model")
-    try:
-        primary = _edit(editor, "model", image, cfg.instruction, int(cfg.seed))
-    finally:
-        editor.close()
-    write_image_atomic(primary, out_dir / "primary.png")
-    result["primary"] = str(out_dir / "primary.png")
-
-    refiner = load_model(cfg, "refiner")
-    try:
-        (ans,) = refiner.critique(
-            [CritiqueRequest("image", str(source), str(out_dir / "primary.png"), cfg.instruction)]
-        )
-    finally:
-        refiner.close()
-    critique = {
-        "status": ans.status,
-        "cot": ans.value.cot if ans.value else [],
-        "re_edit": ans.value.re_edit if ans.value else [],
-        "raw": ans.raw,
-        "attempts": ans.attempts,
-        "error": ans.error,
-        "model": ans.model,
-    }
+    layout, last = RunLayout(folder), s.rounds
+    result: dict[str, Any] = {"image": str(source), "instruction": cfg.instruction, "id": sample.id}
+    files = {"primary.png": layout.image(sample.category, sample.id, PRIMARY)}
+    critique = RecordStore(folder, "analyze").records(CritiqueOutput).get(round_key(sample.id, 1))
+    refined = RecordStore(folder, "refine").records(RefineOutput).get(round_key(sample.id, last))
+    if critique is not None:
+        c = critique.payload
+        result["critique"] = {
+            "status": critique.status,
+            "cot": c.cot or [],
+            "re_edit": c.re_edit or [],
+            "raw": c.raw,
+            "attempts": c.attempts,
+            "error": critique.error,
+            "model": critique.model,
+        }
+        files["critique.json"] = result["critique"]
+        for line in c.cot or []:
+            log.info("reasoning: %s", line)
+        for line in c.re_edit or []:
+            log.info("re-edit: %s", line)
+        if not critique.ok:
+            log.warning(
+                "the critique could not be used (%s: %s); no refinement",
+                critique.status,
+                critique.error,
+            )
+    if refined is not None and refined.ok:
+        files["refined.png"] = layout.image(sample.category, sample.id, round_label(last))
+        result["executor_instructions"] = refined.payload.instructions
+    for name, what in files.items():
+        if isinstance(what, Path):
+            if not what.is_file():
+                continue
+            write_bytes_atomic(what.read_bytes(), folder / name)
+            result[name.removesuffix(".png")] = str(folder / name)
+        else:
+            write_bytes_atomic(
+                json.dumps(what, indent=2, ensure_ascii=False).encode(), folder / name
+            )
     write_bytes_atomic(
-        json.dumps(critique, indent=2, ensure_ascii=False).encode(), out_dir / "critique.json"
+        json.dumps(result, indent=2, ensure_ascii=False).encode(), folder / "result.json"
     )
-    result["critique"] = critique
-    if ans.status != "ok":
-        log.warning("the critique could not be used (%s: %s); no refinement", ans.status, ans.error)
-    else:
-        steps = executor_steps(critique["re_edit"], cfg.refine_mode)
-        executor = load_model(cfg, "executor")  # once, for every step
-        try:
-            refined = primary
-            for i, step in enumerate(steps):
-                refined = _edit(executor, "executor", refined, step, int(cfg.seed) + 1 + i)
-        finally:
-            executor.close()
-        write_image_atomic(refined, out_dir / "refined.png")
-        result["refined"] = str(out_dir / "refined.png")
-        result["executor_instructions"] = steps
-    write_bytes_atomic(
-        json.dumps(result, indent=2, ensure_ascii=False).encode(), out_dir / "result.json"
-    )
-    for line in critique["cot"]:
-        log.info("reasoning: %s", line)
-    for line in critique["re_edit"]:
-        log.info("re-edit: %s", line)
-    log.info(
-        "wrote %s",
-        ", ".join(
-            str(out_dir / n)
-            for n in ("primary.png", "refined.png", "critique.json", "result.json")
-            if (out_dir / n).exists()
-        ),
-    )
+    written = [n for n in (*files, "result.json") if (folder / n).exists()]
+    log.info("wrote %s", ", ".join(str(folder / n) for n in written))
     return result
 
 

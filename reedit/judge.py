@@ -14,6 +14,7 @@ from reedit.judge_cache import JudgeCache
 from reedit.models.vlm.base import VLM, Answer, VLMReply, ask, image, take_reply, text
 from reedit.parsing import JudgeValue, parse_judge_reply
 from reedit.prompts import load_prompt
+from reedit.settings import SettingsBase, component, runtime_field, setting
 
 # metric -> reply kind for the parser
 METRICS = {"dimension": "verdict", "if": "score", "sc": "pair", "pq": "pair"}
@@ -40,44 +41,64 @@ def criteria(version: str, category: str) -> str:
 
 
 class Judge:
+    """Asks a VLM backend (``vlm``) every judgement of a stage and parses the replies."""
+
+    @dataclass
+    class Settings(SettingsBase):
+        vlm: Any = component()  # a VLM backend node (its own _target_)
+        prompt_version: str = "v1"
+        # Which judgements to make: dimension (yes/no on the sample's own category), if, sc, pq.
+        # Not in the unit fingerprint: each judgement's key names its metric.
+        metrics: list[str] = setting(factory=lambda: ["dimension", "if", "sc"], output=False)
+        # generate: JSON verdict with reasoning (reference) | logprob: P(yes) of the first token
+        decision: str = "generate"
+        threshold: float = 0.5  # logprob: yes when P(yes) >= threshold
+        # Judgements shared by runs, keyed by judge, prompt, images and texts (null: user cache).
+        cache: bool = runtime_field(True)
+        cache_dir: str | None = runtime_field(None)
+        # lenient: repair broken JSON, rescale 0..1 answers, clamp (all flagged) | strict
+        parse: str = "lenient"
+        retries: int = 2  # re-ask an unparseable reply, then record it unscored
+        max_new_tokens: int = 512
+        batch_size: int = runtime_field(8)  # requests per judge call
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            unknown = [m for m in self.metrics if m not in METRICS]
+            if unknown:
+                raise ValueError(f"metrics: unknown {unknown}; choose from {list(METRICS)}")
+            if self.decision not in ("generate", "logprob"):
+                raise ValueError(f"decision must be 'generate' or 'logprob', got '{self.decision}'")
+            if self.parse not in ("lenient", "strict"):
+                raise ValueError(f"parse must be 'lenient' or 'strict', got '{self.parse}'")
+
     def __init__(
         self,
-        vlm: VLM,
-        prompt_version: str,
-        metrics: Sequence[str],
-        retries: int,
-        max_new_tokens: int,
-        batch_size: int,
-        decision: str = "generate",
-        threshold: float = 0.5,
-        cache: bool = True,
-        cache_dir: str | None = None,
-        parse: str = "lenient",
+        settings: Any = None,
+        *,
+        vlm: VLM | None = None,  # None: it only builds prompts
+        gpus: Any = (),
+        locate: Any = None,
+        **values: Any,
     ) -> None:
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown:
-            raise ValueError(f"judge.metrics: unknown {unknown}; choose from {list(METRICS)}")
-        if decision not in ("generate", "logprob"):
-            raise ValueError(f"judge.decision must be 'generate' or 'logprob', got '{decision}'")
-        if decision == "logprob" and not getattr(vlm, "supports_logprobs", False):
+        s = settings if settings is not None else self.Settings(**values)
+        logprobs = vlm is None or getattr(vlm, "supports_logprobs", False)
+        if s.decision == "logprob" and not logprobs:
             raise ValueError(
                 f"judge.decision=logprob needs a backend that exposes token probabilities; "
                 f"{type(vlm).__name__} does not: use judge.decision=generate"
             )
-        if parse not in ("lenient", "strict"):
-            raise ValueError(f"judge.parse must be 'lenient' or 'strict', got '{parse}'")
-        self.decision = decision
-        self.threshold = threshold
-        self.strict = parse == "strict"
-        self.cache = JudgeCache(cache_dir) if cache else None
+        self.settings = s
         self.vlm = vlm
-        self.prompt_version = prompt_version
-        self.metrics = list(metrics)
-        self.retries = retries
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
+        self.prompt_version = s.prompt_version
+        self.metrics = list(s.metrics)
+        self.decision, self.threshold = s.decision, s.threshold
+        self.strict = s.parse == "strict"
+        self.retries, self.max_new_tokens = s.retries, s.max_new_tokens
+        self.batch_size = s.batch_size
+        self.cache = JudgeCache(s.cache_dir) if s.cache else None
         for m in self.metrics:  # fail at set-up on a bad prompt version
-            load_prompt(prompt_version, f"judge_{m}_system")
+            load_prompt(s.prompt_version, f"judge_{m}_system")
 
     def fingerprint(self) -> dict[str, Any]:
         return {
@@ -90,10 +111,31 @@ class Judge:
         }  # the parse mode is not part of it: cached replies are parsed again on a hit
 
     def load(self) -> None:
+        if self.vlm is None:
+            raise RuntimeError("judge.vlm is not set: this judge only builds prompts")
         self.vlm.load()
 
     def close(self) -> None:
-        self.vlm.close()
+        if self.vlm is not None:
+            self.vlm.close()
+
+    def record_fields(self, metric: str, answer: Answer) -> dict[str, Any]:
+        """What a judgement record holds of the judge's answer (the stage adds the unit's)."""
+        out: dict[str, Any] = {
+            "attempts": answer.attempts,
+            "cached": answer.cached,
+            "raw": answer.raw,
+            "prompt_version": self.prompt_version,
+        }
+        if answer.logprobs and self.uses_logprob(metric):
+            out["token_probs"] = answer.logprobs
+        if answer.status == "ok":
+            out |= {
+                "value": answer.value.value,
+                "reasoning": answer.value.reasoning,
+                "flags": list(answer.value.flags),
+            }
+        return out
 
     def conversation(self, req: JudgeRequest) -> list[dict[str, Any]]:
         v = self.prompt_version

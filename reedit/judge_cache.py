@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reedit.records import fingerprint, write_bytes_atomic
+from reedit.files import write_bytes_atomic
+from reedit.records import fingerprint
 
 
 def default_root() -> Path:

@@ -1,12 +1,17 @@
-"""Append-only JSONL record stores (one per stage), atomic artefact writes and fingerprints.
+"""Typed records, append-only JSONL record stores (one per stage), atomic artefact writes and
+fingerprints.
 
 Records are the truth of a run: every unit of work (an edit, a critique, a judgement) appends one
 JSON line, flushed at once, and only after its artefact is on disk. The last record of a key wins,
-so a retried unit simply appends a newer line.
+so a retried unit simply appends a newer line. A :class:`Record` holds the fields every stage
+shares and a stage's own payload (a dataclass); :meth:`Record.to_json` writes one flat JSON object
+(the format runs have always written) and :meth:`Record.from_json` reads it back, keeping fields
+it does not know.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -15,8 +20,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from reedit.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +38,142 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    """Write to a temporary name in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_image_atomic(image: Any, path: Path, compress_level: int = 1) -> None:
     """Save a PIL image as PNG atomically."""
     from reedit.data.png import encode_png
 
     write_bytes_atomic(encode_png(image, compress_level), path)
+
+
+# ------------------------------------------------------------------------------- typed records
+def only_ok(default: Any = None) -> Any:
+    """A payload field written only in ``ok`` records (what an error record cannot have)."""
+    return field(default=default, metadata={"only_ok": True})
+
+
+def if_set(default: Any = None) -> Any:
+    """A payload field written only when it is not None."""
+    return field(default=default, metadata={"if_set": True})
+
+
+@dataclass
+class EditOutput:
+    seed: int = 0
+    info: dict[str, Any] = field(default_factory=dict)  # the editor's output-size policy etc.
+    image: str | None = only_ok()  # relative to the run folder
+    size: list[int] | None = only_ok()
+
+
+@dataclass
+class CritiqueOutput:
+    round: int = 1
+    attempts: int = 0
+    raw: list[str] = field(default_factory=list)  # every reply, in order
+    prompt_version: str | None = None
+    input: str | None = None  # the edited image critiqued
+    substituted: str | None = None  # what that image stands in for (compat), or None
+    cot: list[str] | None = only_ok()
+    re_edit: list[str] | None = only_ok()
+
+
+@dataclass
+class RefineOutput:
+    round: int = 1
+    mode: str = "joined"
+    instructions: list[str] = field(default_factory=list)  # the executor's prompts, in order
+    input: str | None = None  # the image re-edited
+    substituted: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    image: str | None = only_ok()
+
+
+@dataclass
+class JudgementOutput:
+    label: str = "primary"  # primary, refined, refined_r2, ...
+    metric: str = "dimension"
+    attempts: int = 0
+    cached: bool = False  # replayed from the judge cache
+    raw: list[str] = field(default_factory=list)
+    prompt_version: str | None = None
+    image: str | None = None  # the image judged
+    substituted: str | None = None
+    token_probs: dict[str, float] | None = if_set()  # decision=logprob
+    value: Any = only_ok()  # "yes"/"no", a score, or [a, b]
+    reasoning: str | None = only_ok()
+    flags: list[str] | None = only_ok()  # what lenient parsing repaired
+
+
+# The payload of each stage's records (records/<stage>.jsonl).
+PAYLOADS: dict[str, type] = {
+    "edit": EditOutput,
+    "analyze": CritiqueOutput,
+    "refine": RefineOutput,
+    "judge": JudgementOutput,
+}
+
+_SHARED = ("key", "sample_id", "category", "status", "fingerprint", "seconds", "model")
+
+
+@dataclass
+class Record:
+    """One unit's outcome: the shared fields and the stage's payload."""
+
+    key: str
+    sample_id: str
+    category: str
+    status: str  # ok | error | unscored
+    payload: Any  # EditOutput, CritiqueOutput, RefineOutput or JudgementOutput
+    fingerprint: str | None = None
+    seconds: float = 0.0
+    model: str | None = None
+    error_type: str | None = None  # written when the status is not ok
+    error: str | None = None
+    stage: str | None = None  # set by the store
+    time: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def substituted(self) -> str | None:
+        return getattr(self.payload, "substituted", None)
+
+    def failed(self, error_type: str, error: str) -> None:
+        """Turn into an error record (e.g. its image could not be written)."""
+        self.status, self.error_type, self.error = ERROR, error_type, error
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(self, name) for name in _SHARED}
+        for f in dataclasses.fields(self.payload):
+            value = getattr(self.payload, f.name)
+            if f.metadata.get("only_ok") and self.status != OK:
+                continue
+            if f.metadata.get("if_set") and value is None:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        if self.status != OK:
+            out |= {"error_type": self.error_type, "error": self.error}
+        for name in ("stage", "time"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out | self.extra
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], payload: type) -> Record:
+        names = {f.name for f in dataclasses.fields(payload)}
+        own = {k: v for k, v in data.items() if k in names}
+        known = {*_SHARED, "error_type", "error", "stage", "time", *names}
+        return cls(
+            **{k: data.get(k) for k in _SHARED},
+            payload=payload(**own),
+            error_type=data.get("error_type"),
+            error=data.get("error"),
+            stage=data.get("stage"),
+            time=data.get("time"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
 
 class ArtefactWriter:
@@ -63,17 +189,16 @@ class ArtefactWriter:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="reedit-writer")
         self._pending: list = []
 
-    def submit(self, image: Any, path: Path, record: dict) -> None:
+    def submit(self, image: Any, path: Path, record: Record) -> None:
         while len(self._pending) >= self.max_pending:
             self._pending.pop(0).result()
         self._pending.append(self._pool.submit(self._write, image, path, record))
 
-    def _write(self, image: Any, path: Path, record: dict) -> None:
+    def _write(self, image: Any, path: Path, record: Record) -> None:
         try:
             write_image_atomic(image, path, self.compress_level)
         except Exception as exc:  # e.g. disk full: this sample's error, the run goes on
-            record.update(status=ERROR, error_type=type(exc).__name__, error=f"{path}: {exc}")
-            record.pop("image", None)
+            record.failed(type(exc).__name__, f"{path}: {exc}")
         self.store.append(record)
 
     def close(self) -> None:
@@ -106,8 +231,12 @@ class RecordStore:
             p for p in self.dir.glob(f"{self.stage}*.jsonl") if p.name.split(".")[0] == self.stage
         )
 
+    def records(self, payload: type) -> dict[str, Record]:
+        """The latest record per key, typed (``payload``: the stage's payload dataclass)."""
+        return {k: Record.from_json(v, payload) for k, v in self.load().items()}
+
     def load(self) -> dict[str, dict]:
-        """The latest record per key over all files of this stage."""
+        """The latest record per key over all files of this stage, as written (JSON objects)."""
         latest: dict[str, dict] = {}
         for path in self.files():
             with open(path, encoding="utf-8") as f:
@@ -127,8 +256,10 @@ class RecordStore:
                         ) from None
         return latest
 
-    def append(self, record: dict) -> None:
+    def append(self, record: Record | dict) -> None:
         """Append one record and flush it (a crash loses at most the units in flight)."""
+        if isinstance(record, Record):
+            record = record.to_json()
         if "key" not in record or record.get("status") not in STATUSES:
             raise ValueError(f"a record needs a key and a status in {STATUSES}: {record!r}")
         record.setdefault("stage", self.stage)

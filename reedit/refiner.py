@@ -12,6 +12,7 @@ from typing import Any
 from reedit.models.vlm.base import VLM, Answer, ask, image, text
 from reedit.parsing import parse_critique
 from reedit.prompts import load_prompt
+from reedit.settings import SettingsBase, component, runtime_field
 
 
 @dataclass
@@ -23,20 +24,32 @@ class CritiqueRequest:
 
 
 class Refiner:
+    """Asks a VLM backend (``vlm``) to critique each edit and write re-edit instructions."""
+
+    @dataclass
+    class Settings(SettingsBase):
+        vlm: Any = component()  # a VLM backend node (its own _target_)
+        prompt_version: str = "v1"
+        retries: int = 2  # re-ask an unparseable reply, then record it unscored
+        max_new_tokens: int = 512  # reference
+        batch_size: int = runtime_field(8)  # requests per refiner call
+
     def __init__(
         self,
-        vlm: VLM,
-        prompt_version: str,
-        retries: int,
-        max_new_tokens: int,
-        batch_size: int,
+        settings: Any = None,
+        *,
+        vlm: VLM | None = None,  # None: it only builds prompts
+        gpus: Any = (),
+        locate: Any = None,
+        **values: Any,
     ) -> None:
+        s = settings if settings is not None else self.Settings(**values)
+        self.settings = s
         self.vlm = vlm
-        self.prompt_version = prompt_version
-        self.retries = retries
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
-        load_prompt(prompt_version, "critique_system")  # fail at set-up on a bad version
+        self.prompt_version = s.prompt_version
+        self.retries, self.max_new_tokens = s.retries, s.max_new_tokens
+        self.batch_size = s.batch_size
+        load_prompt(s.prompt_version, "critique_system")  # fail at set-up on a bad version
 
     def fingerprint(self) -> dict[str, Any]:
         return {
@@ -47,10 +60,24 @@ class Refiner:
         }
 
     def load(self) -> None:
+        if self.vlm is None:
+            raise RuntimeError("refiner.vlm is not set: this refiner only builds prompts")
         self.vlm.load()
 
     def close(self) -> None:
-        self.vlm.close()
+        if self.vlm is not None:
+            self.vlm.close()
+
+    def record_fields(self, answer: Answer) -> dict[str, Any]:
+        """What a critique record holds of the refiner's answer."""
+        out: dict[str, Any] = {
+            "attempts": answer.attempts,
+            "raw": answer.raw,
+            "prompt_version": self.prompt_version,
+        }
+        if answer.status == "ok":
+            out |= {"cot": answer.value.cot, "re_edit": answer.value.re_edit}
+        return out
 
     def conversation(self, req: CritiqueRequest) -> list[dict[str, Any]]:
         v = self.prompt_version

@@ -1,39 +1,94 @@
-"""``run(cfg)``: load the data, drive the stages in order (stage-major), return the metrics."""
+"""``run(cfg)``: check every setting, load the data, drive the stages stage-major, report.
+
+:func:`setup` checks the whole configuration — top-level keys and every group against its
+target's ``Settings`` — before any data or model is touched. :func:`execute` owns the run's model
+pool: it decides from the stage list and the rounds when each model is released (after its last
+stage); a model is loaded at its first pending unit, so a stage with nothing to do loads nothing.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from reedit.config import ConfigError, instantiate
+from reedit import runtime
+from reedit.config import ConfigError, Spec, build, spec_of
+from reedit.data.base import BadRecord, Sample
+from reedit.layout import RunLayout, labels
+from reedit.runtime.pool import ModelPool
 from reedit.schema import STAGES
-from reedit.stages.common import RunContext
+from reedit.seeds import SeedRule
+from reedit.stages.analyze import AnalyzeStage
+from reedit.stages.driver import Stage, Workspace, drive
+from reedit.stages.edit import EditStage
+from reedit.stages.judge import JudgeStage
+from reedit.stages.refine import RefineStage
+from reedit.stages.report import ReportInputs, run_report
+from reedit.stages.resume import ResumePlan, unit_fingerprints
 
 log = logging.getLogger(__name__)
 
+MODEL_GROUPS = ("model", "executor", "refiner", "judge")
 
-def validate(cfg: DictConfig) -> None:
+
+@dataclass(frozen=True)
+class Setup:
+    """A checked configuration: typed run settings and every group's component spec."""
+
+    cfg: DictConfig
+    stages: tuple[str, ...]
+    seeds: SeedRule
+    rounds: int
+    mode: str
+    gpus: tuple[int, ...]
+    specs: dict[str, Spec | None]  # model, executor, refiner, judge (None: set to none)
+    dataset: Spec
+    logger: Spec
+
+    @property
+    def labels(self) -> list[str]:
+        """The images judged: primary, and each round's refined image when there is a refiner."""
+        return labels(self.rounds if self.specs["refiner"] else 0)
+
+
+def setup(cfg: DictConfig) -> Setup:
     """Fail at set-up, naming the key, before any data or model is touched."""
     for stage in cfg.stages:
         if stage not in STAGES:
             raise ConfigError(f"stages: unknown stage '{stage}'; choose from {list(STAGES)}")
-    if cfg.seed_mode not in ("id", "index"):
-        raise ConfigError(f"seed_mode must be 'id' or 'index', got '{cfg.seed_mode}'")
     if cfg.refine.mode not in ("joined", "sequential"):
         raise ConfigError(f"refine.mode must be 'joined' or 'sequential', got '{cfg.refine.mode}'")
     if int(cfg.refine.rounds) < 1:
         raise ConfigError(f"refine.rounds must be >= 1, got {cfg.refine.rounds}")
     if not 0.0 <= float(cfg.max_error_rate) <= 1.0:
         raise ConfigError(f"max_error_rate must be within 0..1, got {cfg.max_error_rate}")
-    if cfg.judge._target_ is not None:
-        from reedit.judge import METRICS
-
-        bad = [m for m in cfg.judge.metrics if m not in METRICS]
-        if bad:
-            raise ConfigError(f"judge.metrics: unknown {bad}; choose from {list(METRICS)}")
+    for name in cfg.fresh:
+        if name not in STAGES:
+            raise ConfigError(f"fresh: unknown stage '{name}'; stages are {list(STAGES)}")
+    try:
+        seeds = SeedRule(int(cfg.seed), str(cfg.seed_mode))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    specs = {group: spec_of(cfg[group], group) for group in MODEL_GROUPS}
+    if specs["model"] is None:
+        raise ConfigError(
+            "model: no editor is set (_target_: null); choose one, e.g. model=identity"
+        )
+    gpus = tuple(int(g) for g in cfg.gpus)
+    for spec in specs.values():
+        if spec is not None:
+            runtime.check(spec, gpus)
+    dataset, logger = spec_of(cfg.dataset, "dataset"), spec_of(cfg.logger, "logger")
+    if dataset is None or logger is None:
+        raise ConfigError("dataset and logger need a _target_")
+    return Setup(
+        cfg, tuple(cfg.stages), seeds, int(cfg.refine.rounds), str(cfg.refine.mode), gpus,
+        specs, dataset, logger,
+    )  # fmt: skip
 
 
 def _hydra_context() -> tuple[Path | None, dict[str, str]]:
@@ -50,9 +105,8 @@ def _hydra_context() -> tuple[Path | None, dict[str, str]]:
     return Path(hc.runtime.output_dir), choices
 
 
-def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
-    """Run the configured stages in ``run_dir`` (default: ``cfg.run_dir`` or Hydra's folder)."""
-    validate(cfg)
+def run_folder(cfg: DictConfig, run_dir: str | Path | None) -> tuple[Path, dict[str, str]]:
+    """The run folder (``run_dir``, ``cfg.run_dir`` or Hydra's) and the groups' option names."""
     hydra_dir, choices = _hydra_context()
     folder = Path(run_dir or cfg.run_dir or hydra_dir or "")
     if not str(folder) or str(folder) == ".":
@@ -62,52 +116,119 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     if not choices:  # called as a library: record the names we can infer
         choices = {
             g: str(OmegaConf.select(cfg, f"{g}._target_")).rsplit(".", 1)[-1]
-            for g in ("model", "executor", "refiner", "judge", "dataset")
+            for g in (*MODEL_GROUPS, "dataset")
         }
+    return folder, choices
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run the configured stages in ``run_dir`` (default: ``cfg.run_dir`` or Hydra's folder)."""
+    s = setup(cfg)
+    folder, choices = run_folder(cfg, run_dir)
     log.info("run folder: %s", folder)
     if cfg.notice:
         log.warning("%s", cfg.notice)
-
-    dataset = instantiate(cfg.dataset, what="dataset")
-    loaded = dataset.load(list(cfg.categories), cfg.limit)
+    loaded = build(s.dataset).load(list(cfg.categories), cfg.limit)
     log.info(
         "dataset: %d samples from %s (%d bad records skipped)",
         len(loaded.samples),
         loaded.source,
         len(loaded.bad_records),
     )
-    ctx = RunContext(cfg, folder, loaded.samples, loaded.bad_records, loaded.source, choices)
+    return execute(s, folder, loaded.samples, choices, loaded.source, loaded.bad_records)
 
-    from reedit.stages.analyze import run_analyze
-    from reedit.stages.edit import run_edit
-    from reedit.stages.judge import run_judge
-    from reedit.stages.refine import run_refine
-    from reedit.stages.report import run_report
 
-    stages = set(cfg.stages)
+def schedule(s: Setup) -> list[Stage]:
+    """The work stages in run order (stage-major: every sample passes a stage before the next)."""
+    steps: list[Stage] = []
+    if "edit" in s.stages:
+        steps.append(EditStage(s.seeds))
+    if s.specs["refiner"] is None:
+        for stage in ("analyze", "refine"):
+            if stage in s.stages:
+                log.info("%s: refiner=none, nothing to do", stage)
+    else:
+        for r in range(1, s.rounds + 1):
+            if "analyze" in s.stages:
+                steps.append(AnalyzeStage(r))
+            if "refine" in s.stages:
+                steps.append(RefineStage(r, s.mode, s.seeds))
+    if "judge" in s.stages:
+        judge = s.specs["judge"]
+        if judge is None:
+            log.info("judge: judge=none, nothing to do")
+        else:
+            steps.append(JudgeStage(s.labels, judge.settings.metrics))
+    return steps
+
+
+def execute(
+    s: Setup,
+    folder: Path,
+    samples: list[Sample],
+    choices: dict[str, str],
+    source: str = "",
+    bad_records: list[BadRecord] | None = None,
+) -> dict[str, Any]:
+    """Drive the scheduled stages over ``samples`` in ``folder``, then the report."""
+    from reedit.testing import locate
+
+    cfg = s.cfg
+    plan = ResumePlan(
+        folder,
+        unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds),
+        unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds, legacy=True),
+        fresh=list(cfg.fresh),
+        retry_errors=bool(cfg.retry_errors),
+        max_error_rate=float(cfg.max_error_rate),
+    )
+    pool = ModelPool(s.specs, runtime.Placement(s.gpus, locate))
+    ws = Workspace(
+        samples,
+        RunLayout(folder),
+        plan,
+        pool,
+        names=choices,
+        compat=bool(cfg.compat.upstream_failures),
+        progress=bool(cfg.progress),
+        png_compress_level=int(cfg.png_compress_level),
+    )
+    steps = schedule(s)
+    last_use = {step.group: i for i, step in enumerate(steps)}
     metrics: dict[str, Any] = {}
-    tracker = instantiate(cfg.logger, what="logger")
+    tracker = build(s.logger)
     tracker.start(str(folder), OmegaConf.to_container(cfg, resolve=True), folder.name)
     try:
-        if "edit" in stages:
-            run_edit(ctx)
-        for r in range(1, ctx.rounds + 1):
-            last = r == ctx.rounds
-            if "analyze" in stages:
-                run_analyze(ctx, r, keep_loaded=not last)
-            if "refine" in stages:
-                run_refine(ctx, r, keep_loaded=not last)
-        ctx.release_all()
-        if "judge" in stages:
-            run_judge(ctx)
-        if "report" in stages:
-            metrics = run_report(ctx)
+        for i, step in enumerate(steps):
+            drive(step, ws)
+            for group in [g for g, last in last_use.items() if last == i]:
+                pool.release(group)  # its last stage is done
+        if "report" in s.stages:
+            judge = s.specs["judge"]
+            metrics = run_report(
+                ReportInputs(
+                    root=folder,
+                    samples=samples,
+                    labels=s.labels,
+                    metrics=list(judge.settings.metrics) if judge else [],
+                    rounds=s.rounds,
+                    mode=s.mode,
+                    compat=ws.compat,
+                    categories=list(cfg.categories),
+                    bootstrap=int(cfg.report.bootstrap),
+                    seed=s.seeds.seed,
+                    dataset_source=source,
+                    choices=choices,
+                    bad_records=bad_records or [],
+                    notice=cfg.notice,
+                )
+            )
             tracker.log_metrics(metrics)
             _summary(metrics)
             if cfg.notice:
                 log.warning("%s", cfg.notice)
     finally:
-        ctx.release_all()
+        pool.release_all()
         tracker.finish()
     return metrics
 

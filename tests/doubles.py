@@ -13,12 +13,14 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reedit.models.base import EditRequest
 from reedit.models.editors.identity import IdentityEditor
 from reedit.models.vlm.base import VLM, Conversation, VLMReply
+from reedit.settings import runtime_field, setting
 
 # Which question a conversation asks, recognised from the v1 system prompts.
 ROUTES = {
@@ -50,18 +52,19 @@ class ScriptedVLM(VLM):
 
     instances: list[ScriptedVLM] = []
 
-    def __init__(
-        self,
-        garbage: Sequence[str] = (),
-        fail: Sequence[str] = (),
-        delay: float = 0.0,
-        replies: Sequence[str] = (),
-        batch_size: int = 4,
-        fail_file: str | None = None,
-    ) -> None:
-        super().__init__(batch_size=batch_size, garbage=list(garbage), fail=list(fail))
-        self.garbage, self.fail, self.delay = list(garbage), list(fail), delay
-        self.fail_file = Path(fail_file) if fail_file else None
+    @dataclass
+    class Settings(VLM.Settings):
+        garbage: list[str] = setting(factory=list)
+        fail: list[str] = setting(factory=list)
+        fail_file: str | None = None
+        delay: float = 0.0
+        batch_size: int = runtime_field(4)
+
+    def __init__(self, settings: Any = None, *, replies: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        s = self.settings
+        self.garbage, self.fail, self.delay = list(s.garbage), list(s.fail), s.delay
+        self.fail_file = Path(s.fail_file) if s.fail_file else None
         self.replies = list(replies)
         self.calls: list[Conversation] = []
         self.chunks: list[int] = []  # conversations per backend call
@@ -122,9 +125,15 @@ class SlowIdentityEditor(IdentityEditor):
     """Identity with a delay per image; the sample ids listed in ``fail_file`` (one per line,
     when the file exists) fail, so a test can "fix the cause" by deleting the file."""
 
-    def __init__(self, delay: float = 0.0, fail_file: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.delay = delay
+    @dataclass
+    class Settings(IdentityEditor.Settings):
+        delay: float = 0.0
+        fail_file: str | None = None
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.delay = self.settings.delay
+        fail_file = self.settings.fail_file
         self.fail_file = Path(fail_file) if fail_file else None
 
     def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:

@@ -576,7 +576,7 @@ def test_folder_good_lines(tmp_path: Path) -> None:
             _line("rgba.png", "因果"),
         ],
     )
-    result = FolderDataset(str(root), cache_dir=str(tmp_path / "c")).load()
+    result = FolderDataset(root=str(root), cache_dir=str(tmp_path / "c")).load()
     assert result.bad_records == []
     a, b, c = result.samples  # grouped by category order: physical, environmental, causal
     assert (a.id, a.category, a.instruction) == ("cup", "physical", "edit imgs/cup.png")
@@ -602,7 +602,7 @@ def test_folder_bad_lines(tmp_path: Path) -> None:
         ],
     )
     with pytest.raises(DatasetError) as info:
-        FolderDataset(str(root), cache_dir=str(tmp_path / "c")).load()
+        FolderDataset(root=str(root), cache_dir=str(tmp_path / "c")).load()
     message = str(info.value)
     assert "4 bad record(s)" in message
     assert re.search(r"record 1 \(missing\), field 'image': image file not found", message)
@@ -611,7 +611,9 @@ def test_folder_bad_lines(tmp_path: Path) -> None:
     assert re.search(r"record 3 .*field 'category'", message)
     assert re.search(r"record 4 .*field 'image': missing or empty", message)
 
-    result = FolderDataset(str(root), on_bad_record="skip", cache_dir=str(tmp_path / "c")).load()
+    result = FolderDataset(
+        root=str(root), on_bad_record="skip", cache_dir=str(tmp_path / "c")
+    ).load()
     assert [s.id for s in result.samples] == ["cup"]
     assert [(b.index, b.field) for b in result.bad_records] == [
         (1, "image"),
@@ -624,12 +626,12 @@ def test_folder_bad_lines(tmp_path: Path) -> None:
 def test_folder_duplicate_stems_collide(tmp_path: Path) -> None:
     root = _folder(tmp_path, [_line("imgs/cup.png"), _line("imgs/cup.png", "causal")])
     with pytest.raises(DatasetError, match=r"record 1 \(cup\), field 'id'.*collides with record 0"):
-        FolderDataset(str(root), cache_dir=str(tmp_path / "c")).load()
+        FolderDataset(root=str(root), cache_dir=str(tmp_path / "c")).load()
 
 
 def test_folder_without_index(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="samples.jsonl"):
-        FolderDataset(str(tmp_path)).load()
+        FolderDataset(root=str(tmp_path)).load()
 
 
 # ---------------------------------------------------------------- demo

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from reedit.data.demo import build_demo
 from reedit.data.images import decode_image_bytes
+from reedit.testing import demo_data as build_demo
 
-SHIPPED = Path(build_demo.__file__).with_name("re_edit_demo.json")
+SHIPPED = build_demo.DEFAULT_OUTPUT
 EXPECTED_SUBSETS = [
     "physical",
     "physical",
@@ -73,7 +73,7 @@ def test_shipped_json_matches_builder(tmp_path: Path) -> None:
     fresh_records = json.loads(fresh)
     shipped_records = json.loads(shipped)
     assert _without_images(fresh_records) == _without_images(shipped_records), (
-        "re_edit_demo.json is out of date: run python -m reedit.data.demo.build_demo"
+        "re_edit_demo.json is out of date: run python -m reedit.testing.demo_data"
     )
     for new, old in zip(fresh_records, shipped_records, strict=True):
         assert new["src_img_b64"].startswith(DATA_URI) == old["src_img_b64"].startswith(DATA_URI)

@@ -7,7 +7,7 @@ import pytest
 
 from reedit.records import RecordStore
 from reedit.run import run
-from reedit.stages.common import ModelLoadError
+from reedit.runtime.pool import ModelLoadError
 
 BASE = ("dataset=demo", "progress=false", "limit=1", "categories=[physical]")
 

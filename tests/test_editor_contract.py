@@ -11,6 +11,7 @@ from PIL import Image
 
 from reedit.config import instantiate
 from reedit.models.base import EditRequest
+from reedit.testing import locate
 
 DIFFUSERS = ["tiny_qwen_image_edit", "tiny_qwen_image_edit_2511", "tiny_flux_kontext", "tiny_flux2"]
 EDITORS = ["identity", "precomputed", *DIFFUSERS]
@@ -61,7 +62,7 @@ def editor(request, tmp_path_factory):
         overrides += [f"model.height={SIZE[1]}", f"model.width={SIZE[0]}"]
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    ed = instantiate(cfg.model, what="model")
+    ed = instantiate(cfg.model, what="model", locate=locate)
     ed.name = name
     ed.load()
     yield ed

@@ -12,7 +12,7 @@ from reedit.models.base import Editor, EditRequest
 from reedit.models.editors.identity import IdentityEditor
 from reedit.models.editors.precomputed import PrecomputedEditor
 from reedit.run import run
-from reedit.stages.common import RunContext
+from reedit.seeds import SeedRule
 
 
 def req(key: str, instruction: str = "make it red", size=(8, 6), category="physical"):
@@ -114,25 +114,19 @@ def sample(sid: str, index: int) -> Sample:
     return Sample(sid, "physical", "x", "", "", Path("/dev/null"), index, index)
 
 
-def test_seed_from_id_ignores_order_and_index(compose, tmp_path):
-    cfg = compose("seed=5")
-    a = RunContext(cfg, tmp_path, [sample("s1", 0), sample("s2", 1)])
-    b = RunContext(cfg, tmp_path, [sample("s2", 0)])
-    assert a.seed(a.by_id["s2"]) == b.seed(b.by_id["s2"])
-    assert a.seed(a.by_id["s1"]) != a.seed(a.by_id["s2"])
-    assert a.seed(a.by_id["s1"], "refine/r1/s0") != a.seed(a.by_id["s1"])
-    other = RunContext(compose("seed=6"), tmp_path, [sample("s2", 0)])
-    assert other.seed(other.by_id["s2"]) != b.seed(b.by_id["s2"])
-    assert 0 <= a.seed(a.by_id["s1"]) < 2**31
+def test_seed_from_id_ignores_order_and_index():
+    rule = SeedRule(5)
+    assert rule.edit(sample("s2", 1)) == rule.edit(sample("s2", 0))  # position does not count
+    assert rule.edit(sample("s1", 0)) != rule.edit(sample("s2", 0))
+    assert rule.refine(sample("s1", 0), 1, 0) != rule.edit(sample("s1", 0))
+    assert rule.refine(sample("s1", 0), 1, 1) != rule.refine(sample("s1", 0), 1, 0)
+    assert SeedRule(6).edit(sample("s2", 0)) != rule.edit(sample("s2", 0))
+    assert 0 <= rule.edit(sample("s1", 0)) < 2**31
 
 
-def test_seed_mode_index_reproduces_the_reference(compose, tmp_path):
-    ctx = RunContext(
-        compose("seed=42", "seed_mode=index"),
-        tmp_path,
-        [sample("a", 0), sample("b", 1), sample("c", 7)],
-    )
-    assert [ctx.seed(s) for s in ctx.samples] == [42, 43, 49]
+def test_seed_mode_index_reproduces_the_reference():
+    rule = SeedRule(42, "index")
+    assert [rule.edit(sample(n, i)) for n, i in (("a", 0), ("b", 1), ("c", 7))] == [42, 43, 49]
 
 
 def test_limit_does_not_change_seeds(compose, tmp_path):

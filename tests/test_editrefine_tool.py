@@ -34,7 +34,7 @@ def scene(tmp_path):
     """A drawn scene like those the trained tiny refiner was trained on (it calls it a picture)."""
     import random
 
-    from reedit.tiny_trained import scene as draw
+    from reedit.testing.trained import scene as draw
 
     path = tmp_path / "scene.png"
     draw(random.Random(3), (256, 256)).save(path)
@@ -107,7 +107,7 @@ def test_sequential_refinement_loads_the_executor_once(tmp_path, picture):
         f"image={picture}",
         "instruction=x",
         "refiner=scripted",
-        "refine_mode=sequential",
+        "refine.mode=sequential",
         f"hydra.run.dir={tmp_path}/out",
         cwd=tmp_path,
     )

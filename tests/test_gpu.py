@@ -7,6 +7,7 @@ from PIL import Image
 
 from reedit.config import instantiate
 from reedit.models.base import EditRequest
+from reedit.testing import locate
 
 pytestmark = pytest.mark.gpu
 
@@ -26,7 +27,7 @@ def test_tiny_editors_on_cuda(compose, model, dtype):
 
     assert torch.cuda.is_available(), "a GPU test ran without a GPU"
     cfg = compose(f"model={model}", f"model.dtype={dtype}", "model.height=64", "model.width=96")
-    ed = instantiate(cfg.model, what="model", gpus=[0])
+    ed = instantiate(cfg.model, what="model", gpus=[0], locate=locate)
     ed.load()
     try:
         assert str(ed.device) == "cuda:0"
@@ -39,7 +40,7 @@ def test_tiny_editors_on_cuda(compose, model, dtype):
 
 def test_flux2_with_cpu_offload(compose):
     cfg = compose("model=tiny_flux2", "model.use_cpu_offload=true", "model.dtype=bfloat16")
-    ed = instantiate(cfg.model, what="model", gpus=[0])
+    ed = instantiate(cfg.model, what="model", gpus=[0], locate=locate)
     ed.load()
     try:
         (res,) = ed.edit([req()])

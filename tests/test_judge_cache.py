@@ -9,6 +9,7 @@ from PIL import Image
 from reedit.judge import Judge, JudgeRequest
 from reedit.records import RecordStore
 from reedit.run import run
+from reedit.testing import locate
 
 
 def test_second_run_sharing_edits_computes_no_judgement(compose, tmp_path):
@@ -46,7 +47,16 @@ def test_changing_the_prompt_or_judge_invalidates(tmp_path):
     cache = str(tmp_path / "cache")
 
     def judge(vlm, **kw):
-        return Judge(vlm, "v1", ["if"], 1, 16, 4, cache_dir=cache, **kw)
+        return Judge(
+            vlm=vlm,
+            prompt_version="v1",
+            metrics=["if"],
+            retries=1,
+            max_new_tokens=16,
+            batch_size=4,
+            cache_dir=cache,
+            **kw,
+        )
 
     first = ScriptedVLM()
     (a,) = judge(first).judge([req])
@@ -73,17 +83,49 @@ def test_backend_errors_are_not_cached_but_unscored_replies_are(tmp_path):
     cache = str(tmp_path / "cache")
     req = JudgeRequest("k", "dimension", "physical", str(src), str(src), "Tip it over")
     failing = ScriptedVLM(fail=["Tip"])
-    (a,) = Judge(failing, "v1", ["dimension"], 0, 16, 4, cache_dir=cache).judge([req])
+    (a,) = Judge(
+        vlm=failing,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=0,
+        max_new_tokens=16,
+        batch_size=4,
+        cache_dir=cache,
+    ).judge([req])
     assert a.status == "error"
     healthy = ScriptedVLM(fail=["Tip"])
     healthy.fail = []  # same fingerprint, the backend works again
-    (b,) = Judge(healthy, "v1", ["dimension"], 0, 16, 4, cache_dir=cache).judge([req])
+    (b,) = Judge(
+        vlm=healthy,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=0,
+        max_new_tokens=16,
+        batch_size=4,
+        cache_dir=cache,
+    ).judge([req])
     assert b.status == "ok" and not b.cached and len(healthy.calls) == 1
     garbage = ScriptedVLM(garbage=["Tip"])
-    (c,) = Judge(garbage, "v1", ["dimension"], 1, 16, 4, cache_dir=cache).judge([req])
+    (c,) = Judge(
+        vlm=garbage,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=1,
+        max_new_tokens=16,
+        batch_size=4,
+        cache_dir=cache,
+    ).judge([req])
     assert c.status == "unscored"
     replay = ScriptedVLM(garbage=["Tip"])
-    (d,) = Judge(replay, "v1", ["dimension"], 1, 16, 4, cache_dir=cache).judge([req])
+    (d,) = Judge(
+        vlm=replay,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=1,
+        max_new_tokens=16,
+        batch_size=4,
+        cache_dir=cache,
+    ).judge([req])
     assert d.cached and d.status == "unscored" and d.raw == c.raw and replay.calls == []
 
 
@@ -106,10 +148,14 @@ def test_a_model_retrained_in_place_misses_the_cache(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"v1")
-    vlm = TransformersVLM(str(folder), "float32", 0.0, 1.0)
+    vlm = TransformersVLM(
+        path=str(folder), dtype="float32", temperature=0.0, top_p=1.0, locate=locate
+    )
     before = vlm.fingerprint()
     (folder / "model.safetensors").write_bytes(b"v2 weights")
     os.utime(folder / "model.safetensors", ns=(1, 1))
     assert vlm.fingerprint() != before
-    hub = TransformersVLM("Qwen/Qwen3-VL-8B-Instruct", "float32", 0.0, 1.0)
+    hub = TransformersVLM(
+        path="Qwen/Qwen3-VL-8B-Instruct", dtype="float32", temperature=0.0, top_p=1.0, locate=locate
+    )
     assert hub.fingerprint()["weights"] is None

@@ -257,7 +257,15 @@ def test_api_key_from_the_env_var_only_and_never_in_replies_or_records(
         )
     )
     vlm = backend(server, api_key_env="REEDIT_TEST_OPENAI_KEY")
-    judge = Judge(vlm, "v1", ["dimension"], 0, 64, 8, cache=False)
+    judge = Judge(
+        vlm=vlm,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=0,
+        max_new_tokens=64,
+        batch_size=8,
+        cache=False,
+    )
     (ok,) = judge.judge([request(pictures)])
     (denied,) = judge.judge([request(pictures)])
     assert ok.status == "ok" and ok.value.value == "yes" and ok.model == SNAPSHOT
@@ -270,7 +278,9 @@ def test_api_key_from_the_env_var_only_and_never_in_replies_or_records(
 
 def test_a_missing_key_variable_is_named(monkeypatch):
     monkeypatch.delenv("REEDIT_NO_SUCH_KEY", raising=False)
-    vlm = OpenAIVLM(base_url="http://127.0.0.1:9/v1", api_key_env="REEDIT_NO_SUCH_KEY")
+    vlm = OpenAIVLM(
+        base_url="http://127.0.0.1:9/v1", model=SNAPSHOT, api_key_env="REEDIT_NO_SUCH_KEY"
+    )
     with pytest.raises(RuntimeError, match="REEDIT_NO_SUCH_KEY"):
         vlm.load()
 
@@ -382,7 +392,11 @@ def test_a_dead_server_is_a_connection_error(pictures):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     vlm = OpenAIVLM(
-        base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=1, backoff_base=0.01
+        base_url=f"http://127.0.0.1:{port}/v1",
+        model=SNAPSHOT,
+        api_key_env=None,
+        max_retries=1,
+        backoff_base=0.01,
     )
     (reply,) = vlm.chat([conv(pictures)], 4)
     assert reply.error_type == "ConnectionError"
@@ -393,7 +407,15 @@ def test_a_refusal_is_unscored_with_its_reason_not_retried(serve, pictures):
     server = serve(
         sequence(Response(body=completion(None, message={"refusal": "I can't help with that."})))
     )
-    judge = Judge(backend(server), "v1", ["dimension", "if"], 2, 64, 8, cache=False)
+    judge = Judge(
+        vlm=backend(server),
+        prompt_version="v1",
+        metrics=["dimension", "if"],
+        retries=2,
+        max_new_tokens=64,
+        batch_size=8,
+        cache=False,
+    )
     reqs = [request(pictures, "a"), JudgeRequest("b", "if", "physical", *pictures, "x")]
     answers = judge.judge(reqs)
     for a in answers:
@@ -412,18 +434,30 @@ def test_a_content_filter_answer_is_unscored_with_the_categories(serve, pictures
         },
     )
     server = serve(sequence(Response(body=filtered)))
-    (a,) = Judge(backend(server), "v1", ["dimension"], 2, 64, 8, cache=False).judge(
-        [request(pictures)]
-    )
+    (a,) = Judge(
+        vlm=backend(server),
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=2,
+        max_new_tokens=64,
+        batch_size=8,
+        cache=False,
+    ).judge([request(pictures)])
     assert a.status == "unscored" and a.error_type == "ContentFilter"
     assert a.error == "finish_reason=content_filter (violence)" and a.attempts == 1
 
     # Azure filters a prompt with HTTP 400 and error.code content_filter.
     body = {"error": {"code": "content_filter", "message": "The prompt was filtered."}}
     server = serve(sequence(Response(400, body)))
-    (a,) = Judge(backend(server), "v1", ["dimension"], 2, 64, 8, cache=False).judge(
-        [request(pictures)]
-    )
+    (a,) = Judge(
+        vlm=backend(server),
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=2,
+        max_new_tokens=64,
+        batch_size=8,
+        cache=False,
+    ).judge([request(pictures)])
     assert a.status == "unscored" and a.error_type == "ContentFilter"
     assert "prompt was filtered" in a.error and len(server.requests) == 1
 
@@ -443,7 +477,15 @@ def test_logprobs_feed_the_logprob_decision(serve, pictures):
     vlm = backend(server, logprobs=True)
     assert vlm.supports_logprobs
     judge = Judge(
-        vlm, "v1", ["dimension"], 2, 64, 8, decision="logprob", threshold=0.7, cache=False
+        vlm=vlm,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=2,
+        max_new_tokens=64,
+        batch_size=8,
+        decision="logprob",
+        threshold=0.7,
+        cache=False,
     )
     (a,) = judge.judge([request(pictures)])
     assert a.status == "ok" and a.value.value == "yes" and a.model == SNAPSHOT
@@ -457,18 +499,27 @@ def test_logprobs_feed_the_logprob_decision(serve, pictures):
 def test_logprob_decision_needs_logprobs_in_the_config(serve):
     server = serve(sequence(Response(body=completion())))
     with pytest.raises(ValueError, match="logprob"):
-        Judge(backend(server), "v1", ["dimension"], 2, 64, 8, decision="logprob", cache=False)
+        Judge(
+            vlm=backend(server),
+            prompt_version="v1",
+            metrics=["dimension"],
+            retries=2,
+            max_new_tokens=64,
+            batch_size=8,
+            decision="logprob",
+            cache=False,
+        )
 
 
 def test_an_endpoint_without_logprobs_leaves_the_verdict_unscored(serve, pictures):
     server = serve(sequence(Response(body=completion("yes"))))
     judge = Judge(
-        backend(server, logprobs=True),
-        "v1",
-        ["dimension"],
-        2,
-        64,
-        8,
+        vlm=backend(server, logprobs=True),
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=2,
+        max_new_tokens=64,
+        batch_size=8,
         decision="logprob",
         cache=False,
     )
@@ -527,9 +578,9 @@ def test_the_yaml_builds_the_backend(compose, group, monkeypatch):
     cfg = compose(f"{group}=openai", f"{group}.vlm.max_side=768")
     obj = instantiate(cfg[group], what=group)
     vlm = obj.vlm
-    assert isinstance(vlm, OpenAIVLM) and vlm.max_side == 768
-    assert vlm.base_url == "https://api.openai.com/v1" and vlm.model == SNAPSHOT
-    assert vlm.api_key_env == "OPENAI_API_KEY" and vlm.max_concurrency == 8
+    assert isinstance(vlm, OpenAIVLM) and vlm.settings.max_side == 768
+    assert vlm.base_url == "https://api.openai.com/v1" and vlm.settings.model == SNAPSHOT
+    assert vlm.settings.api_key_env == "OPENAI_API_KEY" and vlm.settings.max_concurrency == 8
     assert not vlm.supports_logprobs and vlm.fingerprint()["backend"] == "openai"
 
 
@@ -550,7 +601,7 @@ def transformers_serve(tmp_path_factory):
     import fastapi  # noqa: F401
     import uvicorn  # noqa: F401
 
-    from reedit.tiny_vlm import ensure_vlm
+    from reedit.testing.vlms import ensure_vlm
 
     work = tmp_path_factory.mktemp("serve")
     (work / "Qwen").mkdir()
@@ -607,7 +658,15 @@ def test_a_real_transformers_serve_answers_through_the_judge(transformers_serve,
     for r in replies:
         assert r.ok and isinstance(r.text, str), r  # random weights: any text, often empty
         assert r.model == SERVED_ID and r.extra["usage"]["completion_tokens"] <= 8
-    judge = Judge(vlm, "v1", ["dimension", "if"], 0, 8, 4, cache=False)
+    judge = Judge(
+        vlm=vlm,
+        prompt_version="v1",
+        metrics=["dimension", "if"],
+        retries=0,
+        max_new_tokens=8,
+        batch_size=4,
+        cache=False,
+    )
     reqs = [request(pictures, "a"), JudgeRequest("b", "if", "physical", *pictures, "x")]
     for a in judge.judge(reqs):
         # Garbage from random weights is unscored (never an error), with the model recorded.
@@ -620,7 +679,16 @@ def test_transformers_serve_ignores_logprobs(transformers_serve, pictures):
     vlm = OpenAIVLM(
         base_url=transformers_serve, model=SERVED_ID, api_key_env=None, logprobs=True, timeout=30
     )
-    judge = Judge(vlm, "v1", ["dimension"], 0, 8, 4, decision="logprob", cache=False)
+    judge = Judge(
+        vlm=vlm,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=0,
+        max_new_tokens=8,
+        batch_size=4,
+        decision="logprob",
+        cache=False,
+    )
     (a,) = judge.judge([request(pictures)])
     assert a.status == "unscored" and "no probability" in a.error and a.model == SERVED_ID
     vlm.close()

@@ -12,7 +12,7 @@ import pytest
 
 from reedit.records import RecordStore
 from reedit.run import run
-from reedit.stages.common import ConfigMismatch, StageFailed
+from reedit.stages.resume import ConfigMismatch, StageFailed
 
 # Real models: identity edits keep the demo scenes, the trained refiner asks to polish them, the
 # tiny FLUX.2 executor turns them into noise, and the trained judge tells scenes from noise.
@@ -235,7 +235,7 @@ def test_refine_modes_and_rounds(compose, tmp_path, mode):
 
 
 def test_model_load_failure_names_the_group_and_cause(compose, tmp_path):
-    from reedit.stages.common import ModelLoadError
+    from reedit.runtime.pool import ModelLoadError
 
     cfg = compose(
         "dataset=demo", "model=precomputed", f"model.images_dir={tmp_path}/none", "progress=false"

@@ -267,20 +267,16 @@ def test_artefact_writer_appends_records_after_their_images(tmp_path: Path, monk
     seen_on_disk = []
     real_append = store.append
 
-    def append(record: dict) -> None:
-        if record["status"] == "ok":
-            seen_on_disk.append((tmp_path / record["image"]).is_file())
+    def append(record: records_mod.Record) -> None:
+        if record.status == "ok":
+            seen_on_disk.append((tmp_path / record.payload.image).is_file())
         real_append(record)
 
     monkeypatch.setattr(store, "append", append)
     writer = records_mod.ArtefactWriter(store, workers=2)
     for i in range(7):
         path = tmp_path / "images" / f"{i}.png"
-        writer.submit(
-            Image.new("RGB", (4, 4), (i, 0, 0)),
-            path,
-            {"key": str(i), "status": "ok", "image": f"images/{i}.png"},
-        )
+        writer.submit(Image.new("RGB", (4, 4), (i, 0, 0)), path, edit_record(str(i)))
     writer.close()
     store.close()
     assert seen_on_disk == [True] * 7
@@ -293,11 +289,13 @@ def test_artefact_writer_failure_is_an_error_record(tmp_path: Path) -> None:
     blocker = tmp_path / "images"
     blocker.write_text("a file where a folder should be")
     writer = records_mod.ArtefactWriter(store)
-    writer.submit(
-        Image.new("RGB", (4, 4)),
-        blocker / "x.png",
-        {"key": "x", "status": "ok", "image": "images/x.png"},
-    )
+    writer.submit(Image.new("RGB", (4, 4)), blocker / "x.png", edit_record("x"))
     writer.close()
     rec = store.load()["x"]
     assert rec["status"] == "error" and "image" not in rec and "x.png" in rec["error"]
+    assert rec["error_type"] in ("FileExistsError", "NotADirectoryError")
+
+
+def edit_record(key: str) -> records_mod.Record:
+    payload = records_mod.EditOutput(seed=1, image=f"images/{key}.png", size=[4, 4])
+    return records_mod.Record(key, key, "physical", "ok", payload)

@@ -20,11 +20,19 @@ def images(tmp_path):
 
 
 def refiner(vlm, retries=2):
-    return Refiner(vlm, prompt_version="v1", retries=retries, max_new_tokens=64, batch_size=2)
+    return Refiner(vlm=vlm, prompt_version="v1", retries=retries, max_new_tokens=64, batch_size=2)
 
 
 def judge(vlm, retries=2):
-    return Judge(vlm, "v1", ["dimension", "if", "sc", "pq"], retries, 64, batch_size=4, cache=False)
+    return Judge(
+        vlm=vlm,
+        prompt_version="v1",
+        metrics=["dimension", "if", "sc", "pq"],
+        retries=retries,
+        max_new_tokens=64,
+        batch_size=4,
+        cache=False,
+    )
 
 
 def test_critique_conversation_has_source_then_edit(images):
@@ -98,10 +106,17 @@ def test_judge_never_turns_a_failure_into_no(images):
 
 
 def test_unknown_metric_and_prompt_version_fail_at_setup():
-    with pytest.raises(ValueError, match="judge.metrics"):
-        Judge(ScriptedVLM(), "v1", ["dimension", "aesthetics"], 1, 8, 1)
+    with pytest.raises(ValueError, match=r"metrics: unknown \['aesthetics'\]"):
+        Judge(
+            vlm=ScriptedVLM(),
+            prompt_version="v1",
+            metrics=["dimension", "aesthetics"],
+            retries=1,
+            max_new_tokens=8,
+            batch_size=1,
+        )
     with pytest.raises(FileNotFoundError, match="prompt_version 'v9'"):
-        Refiner(ScriptedVLM(), "v9", 1, 8, 1)
+        Refiner(vlm=ScriptedVLM(), prompt_version="v9", retries=1, max_new_tokens=8, batch_size=1)
     assert "{instruction}" in load_prompt("v1", "critique_user")
 
 
@@ -111,12 +126,12 @@ def test_lenient_by_default_strict_on_request(images):
     assert lenient.status == "ok" and lenient.value.value == 10.0
     assert lenient.value.flags == ("repaired_json", "clamped")
     strict = Judge(
-        ScriptedVLM(replies=['{"score": 12}'] * 3),
-        "v1",
-        ["if"],
-        2,
-        64,
-        4,
+        vlm=ScriptedVLM(replies=['{"score": 12}'] * 3),
+        prompt_version="v1",
+        metrics=["if"],
+        retries=2,
+        max_new_tokens=64,
+        batch_size=4,
         cache=False,
         parse="strict",
     )

@@ -11,7 +11,7 @@ import pytest
 
 from reedit.records import RecordStore
 from reedit.run import run
-from reedit.stages.common import StageFailed
+from reedit.stages.resume import StageFailed
 
 FULL = (
     "dataset=demo",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reedit import tiny
+from reedit.testing import pipelines as tiny
 
 SMALL = 64  # output side for the edits here (Qwen still encodes its input at ~1 MP)
 
@@ -25,7 +25,7 @@ def _load(name: str, folder: Path):
     import diffusers
     import torch
 
-    cls = getattr(diffusers, tiny.PIPELINE_CLASSES[name])
+    cls = getattr(diffusers, tiny.PIPELINES[name].pipeline_class)
     pipe = cls.from_pretrained(folder, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -58,10 +58,10 @@ def _edit(name: str, pipe, seed: int, **extra):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
-    return {name: tiny.build(name, root / name, seed=0) for name in tiny.TINY_PIPELINES}
+    return {name: tiny.build(name, root / name, seed=0) for name in tuple(tiny.PIPELINES)}
 
 
-@pytest.mark.parametrize("name", tiny.TINY_PIPELINES)
+@pytest.mark.parametrize("name", tuple(tiny.PIPELINES))
 def test_build_reload_and_edit(name, built, tmp_path):
     import numpy as np
     from PIL import Image
@@ -74,7 +74,7 @@ def test_build_reload_and_edit(name, built, tmp_path):
     assert 100_000 < size < 2_000_000, size
 
     pipe = _load(name, folder)
-    assert type(pipe).__name__ == tiny.PIPELINE_CLASSES[name]
+    assert type(pipe).__name__ == tiny.PIPELINES[name].pipeline_class
     for module in pipe.components.values():
         if hasattr(module, "training"):
             assert not module.training
@@ -217,7 +217,9 @@ def test_concurrent_builders(tmp_path):
 
 
 def test_import_is_light():
-    code = "import reedit.tiny, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import reedit.testing.pipelines, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     for heavy in ("diffusers", "transformers", "tokenizers"):
         code += f"; assert {heavy!r} not in sys.modules, {heavy!r}"
     root = Path(__file__).resolve().parents[1]

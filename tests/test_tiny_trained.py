@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from reedit import tiny_trained
-from reedit.tiny_vlm import MARKER, ensure_vlm
+from reedit.testing import locate
+from reedit.testing import trained as tiny_trained
+from reedit.testing.trained import ensure_trained
+from reedit.testing.vlms import MARKER
 
-DEMO_JSON = Path(tiny_trained.__file__).parent / "data" / "demo" / "re_edit_demo.json"
+DEMO_JSON = Path(tiny_trained.__file__).parent.parent / "data" / "demo" / "re_edit_demo.json"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def cases(tmp_path_factory) -> list[tuple[dict, str, str, bool]]:
     folder = tmp_path_factory.mktemp("cases")
     rng = random.Random(2024)  # training draws from the recipes' seeds, 0-2
     out = []
-    for i, sample in enumerate(ReEditDataset(str(DEMO_JSON)).load().samples):
+    for i, sample in enumerate(ReEditDataset(path=str(DEMO_JSON)).load().samples):
         source = sample.source_path
         record = {
             "subset": sample.category,
@@ -69,7 +71,7 @@ def test_training_texts_never_tell_the_answer(kind, tmp_path):
 
 
 def test_recipes_are_cached_with_their_signature():
-    folder = ensure_vlm("qwen3_vl_judge")
+    folder = ensure_trained("qwen3_vl_judge")
     marker = json.loads((folder / MARKER).read_text())
     assert marker["name"] == "qwen3_vl_judge" and marker["base"] == "qwen3_vl"
     assert marker["recipe_version"] == tiny_trained.signature("qwen3_vl_judge")
@@ -78,7 +80,7 @@ def test_recipes_are_cached_with_their_signature():
         tiny_trained.RECIPES["qwen3_vl_judge"].steps,
     ]
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    assert ensure_vlm("qwen3_vl_judge") == folder  # cached: not trained again
+    assert ensure_trained("qwen3_vl_judge") == folder  # cached: not trained again
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     assert tiny_trained.signature("qwen3_vl_judge") != tiny_trained.signature("qwen25_vl_refiner")
 
@@ -86,13 +88,28 @@ def test_recipes_are_cached_with_their_signature():
 def _vlm(name: str):
     from reedit.models.vlm.transformers_vl import TransformersVLM
 
-    return TransformersVLM(f"tiny:{name}", "float32", 0.0, 1.0, batch_size=8)
+    return TransformersVLM(
+        path=f"tiny:{name}",
+        dtype="float32",
+        temperature=0.0,
+        top_p=1.0,
+        batch_size=8,
+        locate=locate,
+    )
 
 
 def test_trained_judge_scores_what_the_edit_is(cases):
     from reedit.judge import Judge, JudgeRequest
 
-    judge = Judge(_vlm("qwen3_vl_judge"), "v1", ["dimension", "if", "sc"], 0, 32, 8, cache=False)
+    judge = Judge(
+        vlm=_vlm("qwen3_vl_judge"),
+        prompt_version="v1",
+        metrics=["dimension", "if", "sc"],
+        retries=0,
+        max_new_tokens=32,
+        batch_size=8,
+        cache=False,
+    )
     requests, truth = [], []
     for i, (record, source, edited, is_noise) in enumerate(cases):
         for metric in ("dimension", "if", "sc"):
@@ -131,7 +148,13 @@ def test_trained_judge_scores_what_the_edit_is(cases):
 def test_trained_refiner_critiques_what_the_edit_is(cases):
     from reedit.refiner import CritiqueRequest, Refiner
 
-    refiner = Refiner(_vlm("qwen25_vl_refiner"), "v1", 0, 96, 8)
+    refiner = Refiner(
+        vlm=_vlm("qwen25_vl_refiner"),
+        prompt_version="v1",
+        retries=0,
+        max_new_tokens=96,
+        batch_size=8,
+    )
     requests = [
         CritiqueRequest(str(i), source, edited, record["edit_instruction_en"])
         for i, (record, source, edited, _) in enumerate(cases)

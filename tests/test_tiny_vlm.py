@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reedit import tiny_vlm
+from reedit.testing import vlms as tiny_vlm
 
 RED, BLUE = '{"score": 9}', '{"score": 2}'
 PROMPTS = (
@@ -161,7 +161,7 @@ def test_dirs_and_ensure(tmp_path, monkeypatch):
     monkeypatch.delenv("REEDIT_CACHE")
     assert tiny_vlm.tiny_vlm_dir("qwen3_vl") == Path.home() / ".cache/reedit/tiny/qwen3_vl-v1"
     with pytest.raises(ValueError, match="unknown tiny VLM"):
-        tiny_vlm.tiny_vlm_dir("llava")
+        tiny_vlm.ensure_vlm("llava", tmp_path)
 
     path = tiny_vlm.ensure_vlm("qwen3_vl", tmp_path)
     assert path == tiny_vlm.tiny_vlm_dir("qwen3_vl", tmp_path)
@@ -178,7 +178,7 @@ def test_dirs_and_ensure(tmp_path, monkeypatch):
 
 def test_import_does_not_import_torch():
     code = (
-        "import sys, reedit.tiny_vlm\n"
+        "import sys, reedit.testing.vlms\n"
         "heavy = [m for m in ('torch', 'transformers', 'tokenizers', 'PIL') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

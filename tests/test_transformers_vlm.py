@@ -11,6 +11,7 @@ from reedit.models.vlm.base import image, text
 from reedit.models.vlm.transformers_vl import TransformersVLM
 from reedit.records import RecordStore
 from reedit.run import run
+from reedit.testing import locate
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,14 @@ def conversation(src: str, edited: str, words: str = "Is it red?"):
 
 @pytest.fixture(scope="module", params=["qwen3_vl", "qwen25_vl"])
 def vlm(request):
-    backend = TransformersVLM(f"tiny:{request.param}", "float32", 0.0, 1.0, batch_size=2)
+    backend = TransformersVLM(
+        path=f"tiny:{request.param}",
+        dtype="float32",
+        temperature=0.0,
+        top_p=1.0,
+        batch_size=2,
+        locate=locate,
+    )
     backend.load()
     calls = []
     generate = backend.model.generate
@@ -74,7 +82,7 @@ def demo_edits(tmp_path_factory):
 
     from reedit.cli import _package_file
     from reedit.data.re_edit import ReEditDataset
-    from reedit.tiny_trained import noise
+    from reedit.testing.trained import noise
 
     folder = tmp_path_factory.mktemp("demo_edits")
     demo = _package_file("data/demo/re_edit_demo.json")
@@ -104,8 +112,24 @@ def test_logprob_decision_reads_the_trained_judges_probabilities(demo_edits):
     """P(yes) from the first token of the one-word prompt, thresholded: the trained judge gives
     every noise edit P(yes) < 0.5 and a scene more than its own noise edit (measured: noise
     0.10-0.21, scenes 0.51-0.91 but the brick-wall door, 0.23, which it takes for noise)."""
-    vlm = TransformersVLM("tiny:qwen3_vl_judge", "float32", 0.0, 1.0, batch_size=8)
-    judge = Judge(vlm, "v1", ["dimension"], 0, 16, 8, decision="logprob", cache=False)
+    vlm = TransformersVLM(
+        path="tiny:qwen3_vl_judge",
+        dtype="float32",
+        temperature=0.0,
+        top_p=1.0,
+        batch_size=8,
+        locate=locate,
+    )
+    judge = Judge(
+        vlm=vlm,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=0,
+        max_new_tokens=16,
+        batch_size=8,
+        decision="logprob",
+        cache=False,
+    )
     try:
         answers = dict(zip((r.key for r in demo_edits), judge.judge(demo_edits)))
     finally:
@@ -130,11 +154,21 @@ def test_logprob_decision_reads_the_trained_judges_probabilities(demo_edits):
 
 def test_logprob_needs_a_backend_that_has_probabilities():
     with pytest.raises(ValueError, match="judge.decision=logprob"):
-        Judge(ScriptedVLM(), "v1", ["dimension"], 1, 8, 1, decision="logprob")
+        Judge(
+            vlm=ScriptedVLM(),
+            prompt_version="v1",
+            metrics=["dimension"],
+            retries=1,
+            max_new_tokens=8,
+            batch_size=1,
+            decision="logprob",
+        )
 
 
 def test_gpus_without_cuda_is_a_clear_error():
-    backend = TransformersVLM("tiny:qwen3_vl", "float32", 0.0, 1.0, gpus=[0])
+    backend = TransformersVLM(
+        path="tiny:qwen3_vl", dtype="float32", temperature=0.0, top_p=1.0, gpus=[0], locate=locate
+    )
     with pytest.raises(RuntimeError, match=r"gpus=\[0\] asks for CUDA"):
         backend.load()
 

@@ -291,7 +291,15 @@ def test_first_token_logprobs_map_to_yes_and_no(pictures):
 def test_judge_logprob_decision_sends_one_call_per_metric(pictures):
     vlm = backend()
     judge = Judge(
-        vlm, "v1", ["dimension"], 2, 512, 100000, decision="logprob", threshold=0.5, cache=False
+        vlm=vlm,
+        prompt_version="v1",
+        metrics=["dimension"],
+        retries=2,
+        max_new_tokens=512,
+        batch_size=100000,
+        decision="logprob",
+        threshold=0.5,
+        cache=False,
     )
     reqs = [
         JudgeRequest(f"k{i}", "dimension", "physical", pictures[0], pictures[1], f"x{i}")
@@ -306,7 +314,15 @@ def test_judge_logprob_decision_sends_one_call_per_metric(pictures):
 
 
 def test_every_metric_of_a_stage_goes_in_one_engine_call(pictures):
-    judge = Judge(backend(), "v1", ["dimension", "if", "sc"], 0, 64, 100000, cache=False)
+    judge = Judge(
+        vlm=backend(),
+        prompt_version="v1",
+        metrics=["dimension", "if", "sc"],
+        retries=0,
+        max_new_tokens=64,
+        batch_size=100000,
+        cache=False,
+    )
     reqs = [
         JudgeRequest(f"k{i}/{m}", m, "physical", pictures[0], pictures[1], f"x{i}")
         for i in range(20)
@@ -380,9 +396,10 @@ def test_the_yaml_composes_and_builds_without_vllm(compose):
     vlm = judge.vlm
     assert isinstance(vlm, VLLMEngineVLM) and not vlm.loaded and not StandInLLM.instances
     assert judge.batch_size >= 100000 and vlm.batch_size >= judge.batch_size
-    assert (vlm.tensor_parallel_size, vlm.limit_mm_per_prompt, vlm.logprobs) == (1, 2, 20)
-    assert vlm.path == "Qwen/Qwen3-VL-30B-A3B-Instruct" and vlm.dtype == "bfloat16"
-    assert vlm.temperature == 0.0 and judge.decision == "generate"
+    s = vlm.settings
+    assert (s.tensor_parallel_size, s.limit_mm_per_prompt, s.logprobs) == (1, 2, 20)
+    assert vlm.path == "Qwen/Qwen3-VL-30B-A3B-Instruct" and s.dtype == "bfloat16"
+    assert s.temperature == 0.0 and judge.decision == "generate"
 
 
 # ----------------------------------------------------------------------------- the real engine

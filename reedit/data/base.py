@@ -22,6 +22,7 @@ from typing import Any
 
 from reedit.config import ReeditError
 from reedit.schema import CATEGORIES
+from reedit.settings import SettingsBase, runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +152,24 @@ class Dataset(abc.ABC):
     # then the validated result is kept as an index and a second load does not parse again.
     indexable = False
 
-    def __init__(self, on_bad_record: str = "fail", cache_dir: str | None = None) -> None:
-        if on_bad_record not in ("fail", "skip"):
-            raise DatasetError(
-                f"dataset.on_bad_record must be 'fail' or 'skip', got '{on_bad_record}'"
-            )
-        self.on_bad_record = on_bad_record
+    @dataclass
+    class Settings(SettingsBase):
+        # fail: a bad record stops the load (all bad records listed); skip: drop and report them
+        on_bad_record: str = "fail"
+        # where decoded source images are cached (shared by runs); null: the user cache dir
+        cache_dir: str | None = runtime_field(None)
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.on_bad_record not in ("fail", "skip"):
+                raise DatasetError(
+                    f"on_bad_record must be 'fail' or 'skip', got '{self.on_bad_record}'"
+                )
+
+    def __init__(self, settings: Any = None, **values: Any) -> None:
+        self.settings = settings if settings is not None else self.Settings(**values)
+        self.on_bad_record = self.settings.on_bad_record
+        cache_dir = self.settings.cache_dir
         self.cache_root = Path(
             cache_dir or os.environ.get("REEDIT_CACHE") or Path.home() / ".cache" / "reedit"
         ).expanduser()
@@ -290,7 +303,7 @@ class Dataset(abc.ABC):
     def _cache_source(self, raw: RawRecord, cache: Path, sample_id: str) -> Path:
         """Write the source image once; keep plain RGB PNG/JPEG bytes as they are."""
         from reedit.data.images import check_image_bytes, to_rgb
-        from reedit.records import write_bytes_atomic
+        from reedit.files import write_bytes_atomic
 
         if raw.image_bytes is None and raw.image_file is None:
             raise ValueError("no image")
@@ -322,7 +335,7 @@ def _write_index(path: Path, samples: list[Sample], bad: list[BadRecord]) -> Non
     import dataclasses
     import json
 
-    from reedit.records import write_bytes_atomic
+    from reedit.files import write_bytes_atomic
 
     payload = {
         "version": 1,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reedit.data.base import Dataset, DatasetError, RawRecord
+from reedit.settings import MISSING
 
 _KNOWN = {"id", "image", "instruction", "category", "description", "rationale"}
 
@@ -15,16 +18,15 @@ class FolderDataset(Dataset):
     """``<root>/<index>`` lines: id (optional; default the image stem), image (relative to root),
     instruction, category, description, rationale, and any other keys as metadata."""
 
-    def __init__(
-        self,
-        root: str,
-        index: str = "samples.jsonl",
-        on_bad_record: str = "fail",
-        cache_dir: str | None = None,
-    ) -> None:
-        super().__init__(on_bad_record=on_bad_record, cache_dir=cache_dir)
-        self.root = Path(root).expanduser()
-        self.index = self.root / index
+    @dataclass
+    class Settings(Dataset.Settings):
+        root: str = MISSING
+        index: str = "samples.jsonl"
+
+    def __init__(self, settings: Any = None, **values: Any) -> None:
+        super().__init__(settings, **values)
+        self.root = Path(self.settings.root).expanduser()
+        self.index = self.root / self.settings.index
 
     def describe(self) -> str:
         return str(self.index)

@@ -9,7 +9,9 @@ import base64
 import binascii
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reedit.data.base import Dataset, DatasetError, RawRecord
 
@@ -39,18 +41,18 @@ class ReEditDataset(Dataset):
 
     indexable = True
 
-    def __init__(
-        self,
-        path: str | None = None,
-        repo_id: str = "",
-        filename: str = "",
-        on_bad_record: str = "fail",
-        cache_dir: str | None = None,
-    ) -> None:
-        super().__init__(on_bad_record=on_bad_record, cache_dir=cache_dir)
-        self.path = Path(path).expanduser() if path else None
-        self.repo_id = repo_id
-        self.filename = filename
+    @dataclass
+    class Settings(Dataset.Settings):
+        path: str | None = None  # RE-Edit.json; null: downloaded from `repo_id` (HF hub)
+        repo_id: str = ""
+        filename: str = ""
+
+    def __init__(self, settings: Any = None, **values: Any) -> None:
+        super().__init__(settings, **values)
+        s = self.settings
+        self.path = Path(s.path).expanduser() if s.path else None
+        self.repo_id = s.repo_id
+        self.filename = s.filename
 
     def resolve(self) -> Path:
         """The local file: `path`, or the HF cache copy (downloaded once when online)."""

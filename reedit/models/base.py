@@ -1,8 +1,8 @@
 """The Editor interface: ``load()``, ``edit(requests) -> results``, ``close()``.
 
 The public :meth:`Editor.edit` validates, batches, times and turns a per-sample exception into an
-error result; adapters implement only :meth:`Editor._edit` (the model call) and, when they hold
-weights, :meth:`Editor._load` / :meth:`Editor._close`.
+error result; adapters implement only :meth:`Editor._edit` (the model call), declare their
+``Settings`` and, when they hold weights, :meth:`Editor._load` / :meth:`Editor._close`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from reedit.models.component import Model
+from reedit.settings import runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -39,48 +42,20 @@ class EditResult:
         return self.image is not None
 
 
-class Editor(abc.ABC):
-    """An image editor. Every constructor argument comes from the model's YAML."""
+class Editor(Model):
+    """An image editor."""
 
-    def __init__(
-        self,
-        batch_size: int = 1,
-        parallel: str = "data",
-        runtime: str = "inprocess",
-        gpus: Sequence[int] = (),
-    ):
-        if batch_size < 1:
-            raise ValueError(f"model.batch_size must be >= 1, got {batch_size}")
-        if parallel not in ("data", "model"):
-            raise ValueError(f"model.parallel must be 'data' or 'model', got '{parallel}'")
-        self.batch_size = batch_size
-        self.parallel = parallel
-        self.runtime = runtime
-        self.gpus = list(gpus)  # the run's top-level `gpus` (empty: CPU)
-        self.loaded = False
+    @dataclass
+    class Settings(Model.Settings):
+        # How `gpus` is used: one copy per GPU (data) or one copy over all of them (model).
+        parallel: str = runtime_field("data")
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def load(self) -> None:
-        """Load the model once (a second call is a no-op)."""
-        if self.loaded:
-            return
-        t0 = time.perf_counter()
-        log.info("loading editor %s", type(self).__name__)
-        self._load()
-        self.loaded = True
-        log.info("loaded %s in %.2f s", type(self).__name__, time.perf_counter() - t0)
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.parallel not in ("data", "model"):
+                raise ValueError(f"parallel must be 'data' or 'model', got '{self.parallel}'")
 
-    def close(self) -> None:
-        """Free the model; a later :meth:`load` loads it again."""
-        if self.loaded:
-            self._close()
-            self.loaded = False
-
-    def _load(self) -> None:  # noqa: B027 - optional hook
-        """Load weights (heavy imports go here)."""
-
-    def _close(self) -> None:  # noqa: B027 - optional hook
-        """Release weights and device memory."""
+    kind = "editor"
 
     def info(self) -> dict[str, Any]:
         """Facts recorded with every edit (e.g. the output size policy)."""

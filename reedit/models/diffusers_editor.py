@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reedit.models.base import Editor, EditRequest
+from reedit.settings import MISSING, knob, runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -26,51 +28,43 @@ class DiffusersEditor(Editor):
 
     pipeline_class: str = ""  # e.g. "QwenImageEditPipeline" (imported from diffusers in load)
 
-    def __init__(
-        self,
-        path: str,
-        dtype: str,
-        num_inference_steps: int,
-        guidance_scale: float | None = None,
-        true_cfg_scale: float | None = None,
-        negative_prompt: str | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        max_area: int | None = None,
-        num_images_per_prompt: int = 1,
-        resize_output_to_input: bool = False,
-        use_cpu_offload: bool = False,
-        generator_device: str = "cpu",
-        disable_progress_bar: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if dtype not in DTYPES:
-            raise ValueError(f"model.dtype must be one of {DTYPES}, got '{dtype}'")
-        self.path = str(path)
-        self.dtype = dtype
-        self.num_inference_steps = num_inference_steps
-        self.guidance_scale = guidance_scale
-        self.true_cfg_scale = true_cfg_scale
-        self.negative_prompt = negative_prompt
-        self.height, self.width, self.max_area = height, width, max_area
-        self.num_images_per_prompt = num_images_per_prompt
-        self.resize_output_to_input = resize_output_to_input
-        self.use_cpu_offload = use_cpu_offload
-        self.generator_device = generator_device
-        self.disable_progress_bar = disable_progress_bar
+    @dataclass
+    class Settings(Editor.Settings):
+        """The shared vocabulary of the diffusers editors; each adapter declares the knobs it
+        honours (``honours``), and a knob set that it ignores is a set-up error."""
+
+        path: str = MISSING  # hub id, local pipeline folder, or tiny:<name> (test/demo models)
+        dtype: str = MISSING  # bfloat16 | float16 | float32
+        num_inference_steps: int = MISSING
+        guidance_scale: float | None = knob()
+        true_cfg_scale: float | None = knob()
+        negative_prompt: str | None = knob()
+        height: int | None = knob()
+        width: int | None = knob()
+        max_area: int | None = knob()  # output area at the input's aspect ratio
+        num_images_per_prompt: int = 1
+        resize_output_to_input: bool = MISSING
+        use_cpu_offload: bool = runtime_field(False)
+        generator_device: str = "cpu"  # cpu | device (the model's device)
+        disable_progress_bar: bool = runtime_field(True)
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.dtype not in DTYPES:
+                raise ValueError(f"dtype must be one of {DTYPES}, got '{self.dtype}'")
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
         self.pipe: Any = None
         self.device = "cpu"
 
     # -- loading ---------------------------------------------------------------------------
     def resolve_path(self) -> str:
-        """A local folder, a ``tiny:<name>`` test model (built on first use) or a hub id."""
-        if self.path.startswith("tiny:"):
-            from reedit.tiny import ensure
-
-            return str(ensure(self.path.removeprefix("tiny:")))
-        local = Path(self.path).expanduser()
-        looks_local = self.path.startswith(("/", ".", "~")) or local.exists()
+        """A local folder (checked) or a hub id; ``locate`` resolves test models first."""
+        configured = self.settings.path
+        path = self.locate(configured)
+        local = Path(path).expanduser()
+        looks_local = path != configured or path.startswith(("/", ".", "~")) or local.exists()
         if looks_local:
             if not local.is_dir():
                 raise FileNotFoundError(f"model.path: no such folder: {local}")
@@ -80,7 +74,7 @@ class DiffusersEditor(Editor):
                     "model_index.json); point it at the folder that holds model_index.json"
                 )
             return str(local)
-        return self.path  # a hub id
+        return path  # a hub id
 
     def choose_device(self) -> str:
         import torch
@@ -93,7 +87,7 @@ class DiffusersEditor(Editor):
                 "(torch.cuda.is_available() is False); set gpus=[] to run on the CPU"
             )
         device = f"cuda:{self.gpus[0]}"
-        if self.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        if self.settings.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
             name = torch.cuda.get_device_name(self.gpus[0])
             raise RuntimeError(
                 f"model.dtype=bfloat16 is not supported on {name}; set model.dtype=float16 "
@@ -107,28 +101,28 @@ class DiffusersEditor(Editor):
 
         self.device = self.choose_device()
         path = self.resolve_path()
-        if self.disable_progress_bar:  # also the "Loading pipeline components" bar
+        if self.settings.disable_progress_bar:  # also the "Loading pipeline components" bar
             diffusers.utils.logging.disable_progress_bar()
         cls = getattr(diffusers, self.pipeline_class)
-        kwargs: dict[str, Any] = {"dtype": getattr(torch, self.dtype)}
-        if self.parallel == "model" and len(self.gpus) > 1:
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, self.settings.dtype)}
+        if self.settings.parallel == "model" and len(self.gpus) > 1:
             kwargs["device_map"] = "balanced"
         try:
             pipe = cls.from_pretrained(path, **kwargs)
         except Exception as exc:
             raise self._explain_load_error(exc, path) from exc
         if "device_map" not in kwargs:
-            if self.use_cpu_offload and self.device != "cpu":
+            if self.settings.use_cpu_offload and self.device != "cpu":
                 pipe.enable_model_cpu_offload(gpu_id=self.gpus[0])
             else:
                 pipe.to(self.device)
-        pipe.set_progress_bar_config(disable=self.disable_progress_bar)
+        pipe.set_progress_bar_config(disable=self.settings.disable_progress_bar)
         self.pipe = pipe
 
     def _explain_load_error(self, exc: Exception, path: str) -> Exception:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
         text = f"{type(exc).__name__}: {exc}"
-        if path == self.path and not Path(path).exists():  # a hub id
+        if path == self.settings.path and not Path(path).exists():  # a hub id
             how = (
                 "the hub is offline (HF_HUB_OFFLINE=1)"
                 if offline
@@ -163,13 +157,13 @@ class DiffusersEditor(Editor):
     def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
         import torch
 
-        out = []
+        s, out = self.settings, []
         for req in requests:
-            where = self.device if self.generator_device == "device" else self.generator_device
+            where = self.device if s.generator_device == "device" else s.generator_device
             generator = torch.Generator(device=where).manual_seed(req.seed)
             kwargs = self.call_kwargs(req)
-            if self.num_images_per_prompt != 1:
-                kwargs["num_images_per_prompt"] = self.num_images_per_prompt
+            if s.num_images_per_prompt != 1:
+                kwargs["num_images_per_prompt"] = s.num_images_per_prompt
             try:
                 with torch.inference_mode():
                     image = self.pipe(generator=generator, **kwargs).images[0]
@@ -182,7 +176,7 @@ class DiffusersEditor(Editor):
                     "model.width or model.max_area, set model.use_cpu_offload=true, or use "
                     f"parallel=model with more gpus ({str(exc).splitlines()[0][:200]})"
                 ) from None
-            if self.resize_output_to_input and image.size != req.image.size:
+            if s.resize_output_to_input and image.size != req.image.size:
                 from PIL import Image
 
                 image = image.resize(req.image.size, Image.Resampling.LANCZOS)
@@ -192,11 +186,12 @@ class DiffusersEditor(Editor):
     def output_size(self, req: EditRequest, multiple: int) -> tuple[int | None, int | None]:
         """(height, width): explicit values, else the input's aspect ratio at ``max_area``
         floored to ``multiple``, else (None, None) for the pipeline's own policy."""
-        if self.height and self.width:
-            return self.height, self.width
-        if self.max_area:
+        s = self.settings
+        if s.height and s.width:
+            return s.height, s.width
+        if s.max_area:
             w, h = req.image.size
-            scale = (self.max_area / (w * h)) ** 0.5
+            scale = (s.max_area / (w * h)) ** 0.5
             return (
                 max(multiple, int(h * scale) // multiple * multiple),
                 max(multiple, int(w * scale) // multiple * multiple),
@@ -206,8 +201,8 @@ class DiffusersEditor(Editor):
     def info(self) -> dict[str, Any]:
         return {
             "pipeline": self.pipeline_class,
-            "path": self.path,
-            "dtype": self.dtype,
+            "path": self.settings.path,
+            "dtype": self.settings.dtype,
             "device": self.device,
-            "resize_output_to_input": self.resize_output_to_input,
+            "resize_output_to_input": self.settings.resize_output_to_input,
         }

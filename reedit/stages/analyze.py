@@ -2,79 +2,70 @@
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
+from typing import Any
 
-from reedit.records import OK
+from reedit.layout import PRIMARY, round_key, round_label
+from reedit.records import CritiqueOutput
 from reedit.refiner import CritiqueRequest
-from reedit.stages.common import RunContext, chunks, image_for, produced, round_label, unit_fp
-
-log = logging.getLogger(__name__)
-STAGE = "analyze"
+from reedit.stages.driver import Output, Stage, Unit, Workspace, record
+from reedit.stages.inputs import Source
 
 
-def run_analyze(ctx: RunContext, r: int, keep_loaded: bool = False) -> None:
-    if ctx.cfg.refiner._target_ is None:
-        log.info("analyze: refiner=none, nothing to do")
-        return
-    store = ctx.open_store(STAGE)
-    done = produced(ctx)
-    previous = "primary" if r == 1 else round_label(r - 1)
-    inputs = {}
-    for s in ctx.samples:
-        found = image_for(ctx, done, s, previous)
-        if found:
-            inputs[f"{s.id}/r{r}"] = (s, found)
-    fp = ctx.fp[f"analyze/r{r}"]
-    expected = {k: unit_fp(fp, found[1]) for k, (_, found) in inputs.items()}
-    existing = store.load()
-    pending = ctx.plan(STAGE, existing, expected)
-    blocked = len(ctx.samples) - len(inputs)
-    if not pending:
-        log.info(
-            "analyze r%d: nothing to do (%d done, %d without an image)", r, len(expected), blocked
+@dataclass(frozen=True, eq=False)
+class CritiqueUnit(Unit):
+    round: int = 1
+    input: Source | None = None  # the edit to critique
+
+    @property
+    def kind(self) -> str:
+        return f"analyze/r{self.round}"
+
+    @property
+    def substituted(self) -> str | None:
+        return self.input.substituted
+
+
+class AnalyzeStage(Stage):
+    name, group, noun, verb = "analyze", "refiner", "critiques", "make"
+
+    def __init__(self, r: int) -> None:
+        self.round = r
+
+    def units(self, upstream: Any) -> list[Unit]:
+        previous = PRIMARY if self.round == 1 else round_label(self.round - 1)
+        found = ((s, upstream.image(s, previous)) for s in upstream.samples)
+        return [CritiqueUnit(round_key(s.id, self.round), s, self.round, i) for s, i in found if i]
+
+    def note(self, upstream: Any, units: list[Unit]) -> str:
+        blocked = len(upstream.samples) - len(units)
+        return f", {blocked} without an image" if blocked else ""
+
+    def call(self, refiner: Any, units: list[Any]) -> list[Any]:
+        return refiner.critique(
+            [
+                CritiqueRequest(
+                    u.key, str(u.sample.source_path), str(u.input.path), u.sample.instruction
+                )
+                for u in units
+            ]
         )
-        if not keep_loaded:
-            ctx.release("refiner")
-        return
-    log.info("analyze r%d: %d to critique (%d without an image)", r, len(pending), blocked)
-    try:
-        refiner = ctx.model("refiner")
-        with ctx.progress(f"analyze r{r}", len(pending)) as bar:
-            for batch in chunks(pending, refiner.batch_size):
-                requests = [
-                    CritiqueRequest(
-                        key=k,
-                        source_path=str(inputs[k][0].source_path),
-                        edited_path=str(inputs[k][1][0]),
-                        instruction=inputs[k][0].instruction,
-                    )
-                    for k in batch
-                ]
-                for req, ans in zip(requests, refiner.critique(requests)):
-                    s, (path, substituted) = inputs[req.key]
-                    record = {
-                        "key": req.key,
-                        "sample_id": s.id,
-                        "category": s.category,
-                        "round": r,
-                        "status": ans.status,
-                        "fingerprint": expected[req.key],
-                        "seconds": round(ans.seconds, 4),
-                        "attempts": ans.attempts,
-                        "raw": ans.raw,
-                        "model": ans.model,
-                        "prompt_version": refiner.prompt_version,
-                        "input": str(path),
-                        "substituted": substituted,
-                    }
-                    if ans.status == OK:
-                        record |= {"cot": ans.value.cot, "re_edit": ans.value.re_edit}
-                    else:
-                        record |= {"error_type": ans.error_type, "error": ans.error}
-                    store.append(record)
-                    bar.update(1)
-    finally:
-        if not keep_loaded:
-            ctx.release("refiner")
-        store.close()
-    ctx.check_error_rate(STAGE, store.load(), expected)
+
+    def output(self, unit: Any, ans: Any, refiner: Any, ws: Workspace) -> Output:
+        payload = CritiqueOutput(
+            round=unit.round,
+            input=str(unit.input.path),
+            substituted=unit.substituted,
+            **refiner.record_fields(ans),
+        )
+        return Output(
+            record(
+                unit,
+                ans.status,
+                payload,
+                seconds=round(ans.seconds, 4),
+                model=ans.model,
+                error_type=ans.error_type,
+                error=ans.error,
+            )
+        )

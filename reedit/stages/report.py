@@ -6,13 +6,15 @@ import csv
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reedit.records import ERROR, OK, UNSCORED, RecordStore, write_bytes_atomic
+from reedit.data.base import BadRecord, Sample
+from reedit.layout import judgement_key, round_key
+from reedit.records import ERROR, OK, PAYLOADS, UNSCORED, Record, RecordStore, write_bytes_atomic
+from reedit.report.markdown import render_markdown
 from reedit.report.stats import SampleScores, compute_metrics
-from reedit.stages.common import RunContext
-from reedit.stages.judge import labels as judged_labels
 
 log = logging.getLogger(__name__)
 
@@ -21,34 +23,43 @@ COMPAT_VALUES = {"dimension": "no", "if": 5.0, "sc": (5.0, 5.0), "pq": (5.0, 5.0
 _FIELD = {"dimension": "verdict", "if": "if_score", "sc": "sc", "pq": "pq"}
 
 
-def run_report(ctx: RunContext) -> dict[str, Any]:
-    records = {
-        stage: RecordStore(ctx.run_dir, stage).load()
-        for stage in ("edit", "analyze", "refine", "judge")
-    }
-    labels = judged_labels(ctx)
-    metrics_cfg = list(ctx.cfg.judge.metrics) if ctx.cfg.judge._target_ else []
-    compat = bool(ctx.cfg.compat.upstream_failures)
+@dataclass
+class ReportInputs:
+    """What the report is built from besides the records."""
+
+    root: Path
+    samples: list[Sample]
+    labels: list[str]  # the image labels judged
+    metrics: list[str]  # the judge's metrics ([] without a judge)
+    rounds: int = 1
+    mode: str = "joined"
+    compat: bool = False
+    categories: list[str] = field(default_factory=list)
+    bootstrap: int = 1000
+    seed: int = 0
+    dataset_source: str = ""
+    choices: dict[str, str] = field(default_factory=dict)
+    bad_records: list[BadRecord] = field(default_factory=list)
+    notice: str | None = None
+
+
+def run_report(ctx: ReportInputs) -> dict[str, Any]:
+    records = {stage: RecordStore(ctx.root, stage).records(PAYLOADS[stage]) for stage in PAYLOADS}
+    labels, metrics_cfg, compat = ctx.labels, ctx.metrics, ctx.compat
     rows = [_scores(s, records["judge"], labels, metrics_cfg, compat) for s in ctx.samples]
-    scores = compute_metrics(
-        rows,
-        list(ctx.cfg.categories),
-        labels,
-        n_boot=int(ctx.cfg.report.bootstrap),
-        seed=int(ctx.cfg.seed),
-    )
+    scores = compute_metrics(rows, ctx.categories, labels, n_boot=ctx.bootstrap, seed=ctx.seed)
     metrics = {
         "run": {
-            "run_dir": str(ctx.run_dir),
+            "run_dir": str(ctx.root),
             "dataset": ctx.dataset_source,
             "choices": ctx.choices,
             "n_samples": len(ctx.samples),
-            "categories": list(ctx.cfg.categories),
+            "categories": ctx.categories,
             "labels": labels,
             "judge_metrics": metrics_cfg,
             "compat_upstream_failures": compat,
-            "refine": {"mode": ctx.cfg.refine.mode, "rounds": ctx.rounds},
-            "notice": ctx.cfg.notice,
+            "refine": {"mode": ctx.mode, "rounds": ctx.rounds},
+            "notice": ctx.notice,
         },
         "scores": scores,
         "stages": _stage_counts(ctx, records),
@@ -58,7 +69,7 @@ def run_report(ctx: RunContext) -> dict[str, Any]:
             for b in ctx.bad_records
         ],
     }
-    out = ctx.run_dir
+    out = ctx.root
     write_bytes_atomic(
         (json.dumps(metrics, indent=2, ensure_ascii=False) + "\n").encode(), out / "metrics.json"
     )
@@ -71,13 +82,13 @@ def run_report(ctx: RunContext) -> dict[str, Any]:
     return metrics
 
 
-def _scores(sample, judge_recs, labels, metrics, compat) -> SampleScores:
+def _scores(sample, judge_recs: dict[str, Record], labels, metrics, compat) -> SampleScores:
     row = SampleScores(sample.id, sample.category)
     for label in labels:
         for metric in metrics:
-            rec = judge_recs.get(f"{sample.id}/{label}/{metric}")
-            if rec is not None and rec["status"] == OK:
-                value = rec["value"]
+            rec = judge_recs.get(judgement_key(sample.id, label, metric))
+            if rec is not None and rec.ok:
+                value = rec.payload.value
                 value = tuple(value) if isinstance(value, list) else value
             elif compat:
                 value = COMPAT_VALUES[metric]
@@ -87,19 +98,19 @@ def _scores(sample, judge_recs, labels, metrics, compat) -> SampleScores:
     return row
 
 
-def _stage_counts(ctx: RunContext, records: dict[str, dict[str, dict]]) -> dict[str, Any]:
+def _stage_counts(ctx: ReportInputs, records: dict[str, dict[str, Record]]) -> dict[str, Any]:
     ids = {s.id for s in ctx.samples}
     out = {}
     for stage, recs in records.items():
-        mine = [r for r in recs.values() if r.get("sample_id") in ids]
-        counts = Counter(r["status"] for r in mine)
+        mine = [r for r in recs.values() if r.sample_id in ids]
+        counts = Counter(r.status for r in mine)
         out[stage] = {
             "ok": counts.get(OK, 0),
             "error": counts.get(ERROR, 0),
             "unscored": counts.get(UNSCORED, 0),
             "total": len(mine),
-            "errors_by_type": dict(Counter(r.get("error_type") for r in mine if r["status"] != OK)),
-            "seconds": round(sum(r.get("seconds") or 0 for r in mine), 3),
+            "errors_by_type": dict(Counter(r.error_type for r in mine if not r.ok)),
+            "seconds": round(sum(r.seconds or 0 for r in mine), 3),
         }
     out["edit"]["not_attempted"] = len(ids) - out["edit"]["total"]
     return out
@@ -114,10 +125,10 @@ def _judge_health(ctx, judge_recs, labels, metrics) -> dict[str, Any]:
             cats: dict[str, Counter] = {}
             flags: Counter = Counter()
             for s in ctx.samples:
-                rec = judge_recs.get(f"{s.id}/{label}/{metric}")
-                status = rec["status"] if rec else "missing"
+                rec = judge_recs.get(judgement_key(s.id, label, metric))
+                status = rec.status if rec else "missing"
                 cats.setdefault(s.category, Counter())[status] += 1
-                flags.update((rec or {}).get("flags") or [])
+                flags.update((rec.payload.flags if rec else None) or [])
             total = sum(cats.values(), Counter())
             per[label] = {
                 **{k: total.get(k, 0) for k in (OK, UNSCORED, ERROR, "missing")},
@@ -147,7 +158,7 @@ def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
             columns.append(f"{base}_status")
     rows = []
     for s in ctx.samples:
-        edit = records["edit"].get(s.id, {})
+        edit = records["edit"].get(s.id)
         row: dict[str, Any] = {
             "sample_id": s.id,
             "category": s.category,
@@ -155,23 +166,23 @@ def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
             "description": s.description,
             "rationale": s.rationale,
             "source_image": str(s.source_path),
-            "primary_image": edit.get("image", ""),
-            "primary_status": edit.get("status", "missing"),
-            "primary_error": edit.get("error") or "",
+            "primary_image": (edit.payload.image or "") if edit else "",
+            "primary_status": edit.status if edit else "missing",
+            "primary_error": (edit.error or "") if edit else "",
         }
         for r in range(1, ctx.rounds + 1):
-            a = records["analyze"].get(f"{s.id}/r{r}", {})
-            f = records["refine"].get(f"{s.id}/r{r}", {})
-            row[f"re_edit_r{r}"] = " | ".join(a.get("re_edit") or [])
-            row[f"cot_r{r}"] = " | ".join(a.get("cot") or [])
-            row[f"analyze_r{r}_status"] = a.get("status", "")
-            row[f"refined_r{r}_image"] = f.get("image", "")
-            row[f"refined_r{r}_status"] = f.get("status", "")
+            a = records["analyze"].get(round_key(s.id, r))
+            f = records["refine"].get(round_key(s.id, r))
+            row[f"re_edit_r{r}"] = " | ".join((a.payload.re_edit or []) if a else [])
+            row[f"cot_r{r}"] = " | ".join((a.payload.cot or []) if a else [])
+            row[f"analyze_r{r}_status"] = a.status if a else ""
+            row[f"refined_r{r}_image"] = (f.payload.image or "") if f else ""
+            row[f"refined_r{r}_status"] = f.status if f else ""
         for label in labels:
             for metric in metrics:
-                rec = records["judge"].get(f"{s.id}/{label}/{metric}", {})
+                rec = records["judge"].get(judgement_key(s.id, label, metric))
                 base = f"{label}_{metric}"
-                value = rec.get("value") if rec.get("status") == OK else None
+                value = rec.payload.value if rec and rec.ok else None
                 if metric in ("sc", "pq"):
                     a, b = value if value else ("", "")
                     row |= {
@@ -181,7 +192,7 @@ def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
                     }
                 else:
                     row[base] = "" if value is None else value
-                row[f"{base}_status"] = rec.get("status", "missing")
+                row[f"{base}_status"] = rec.status if rec else "missing"
         rows.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -190,112 +201,3 @@ def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
-
-
-def _fmt(x: Any, pct: bool = False) -> str:
-    if x is None:
-        return "–"
-    return f"{x:.1f}" if pct else f"{x:.2f}"
-
-
-def render_markdown(m: dict[str, Any]) -> str:
-    run, scores = m["run"], m["scores"]
-    labels = run["labels"]
-    lines = [f"# reedit report — {run['choices'].get('model', '?')}", ""]
-    lines += [
-        f"- run folder: `{run['run_dir']}`",
-        f"- dataset: `{run['dataset']}` ({run['n_samples']} samples)",
-        "- choices: " + ", ".join(f"{k}={v}" for k, v in sorted(run["choices"].items())),
-    ]
-    if run.get("notice"):
-        lines.append(f"- **{run['notice']}**")
-    if run["compat_upstream_failures"]:
-        lines.append(
-            "- **compat.upstream_failures=true**: failed edits and judgements are replaced by the "
-            'reference\'s substitutes (input image, "no", 5.0) — numbers for parity only.'
-        )
-    lines.append("")
-    if run["judge_metrics"]:
-        lines += ["## Headline", ""]
-        cats = list(scores["categories"])
-        head = ["image"] + cats + ["overall", "IF", "SC"]
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "---|" * len(head))
-        for label in labels:
-            cells = [label]
-            for block in [scores["categories"][c] for c in cats] + [scores["overall"]]:
-                v = block["verdict"].get(label, {})
-                cells.append(_fmt(v.get("yes_rate"), pct=True))
-            ov = scores["overall"]
-            cells.append(_fmt(ov["if"]["by_label"].get(label, {}).get("mean")))
-            cells.append(_fmt(ov["sc"]["by_label"].get(label, {}).get("mean")))
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "Yes-rates in % of judged samples (unscored excluded and shown below); IF and SC on "
-            "0–10 (SC is the mean of the per-sample minimum of its two sub-scores).",
-            "",
-        ]
-        ov = scores["overall"]
-        for label in labels[1:]:
-            t = ov["transitions"].get(label)
-            if t and t["n"]:
-                lines.append(
-                    f"- {labels[0]} → {label} (n={t['n']}): improved "
-                    f"{_fmt(t['improved']['rate'], True)} %, maintained "
-                    f"{_fmt(t['maintained']['rate'], True)} %, regressed "
-                    f"{_fmt(t['regressed']['rate'], True)} %, unchanged "
-                    f"{_fmt(t['unchanged']['rate'], True)} % (McNemar p={t['p_value']})"
-                )
-        if scores.get("best_category"):
-            lines.append(
-                f"- best category: {scores['best_category']}, worst: {scores['worst_category']}"
-                f" (by the {labels[-1]} yes-rate; ties go to the first category)"
-            )
-        lines += [
-            "",
-            "## Judge health",
-            "",
-            "| metric | image | ok | unscored | error | missing | flagged (lenient parsing) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for metric, per in m["judge_health"].items():
-            for label, h in per.items():
-                flagged = ", ".join(f"{k}: {v}" for k, v in h["flags"].items())
-                lines.append(
-                    f"| {metric} | {label} | {h['ok']} | {h['unscored']} | {h['error']} | "
-                    f"{h['missing']} | {flagged} |"
-                )
-        lines += ["", "Per category (ok / unscored / error / missing):", ""]
-        metrics = list(m["judge_health"])
-        lines.append("| category | image | " + " | ".join(metrics) + " |")
-        lines.append("|---|---|" + "---|" * len(metrics))
-        first = next(iter(m["judge_health"].values()), {})
-        for label, h in first.items():
-            for cat in h["by_category"]:
-                cells = []
-                for metric in metrics:
-                    c = m["judge_health"][metric][label]["by_category"][cat]
-                    cells.append(f"{c['ok']} / {c['unscored']} / {c['error']} / {c['missing']}")
-                lines.append(f"| {cat} | {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    else:
-        lines += ["No judge was configured (judge=none): no scores.", ""]
-    lines += [
-        "## Stages",
-        "",
-        "| stage | ok | error | unscored | seconds | errors by type |",
-        "|---|---|---|---|---|---|",
-    ]
-    for stage, c in m["stages"].items():
-        by_type = ", ".join(f"{k}: {v}" for k, v in c["errors_by_type"].items()) or ""
-        lines.append(
-            f"| {stage} | {c['ok']} | {c['error']} | {c['unscored']} | {c['seconds']} | {by_type} |"
-        )
-    if m["bad_records"]:
-        lines += ["", f"## Skipped dataset records ({len(m['bad_records'])})", ""]
-        lines += [
-            f"- record {b['index']} ({b['id']}), field '{b['field']}': {b['message']}"
-            for b in m["bad_records"]
-        ]
-    return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from reedit.models.diffusers_editor import DiffusersEditor
 
 class Flux2Editor(DiffusersEditor):
     pipeline_class = "Flux2Pipeline"
+    honours = frozenset({"guidance_scale", "height", "width", "max_area"})  # no negative prompt
 
     def call_kwargs(self, req: EditRequest) -> dict[str, Any]:
         w, h = req.image.size
@@ -25,8 +26,8 @@ class Flux2Editor(DiffusersEditor):
         return {
             "image": [req.image],
             "prompt": req.instruction,
-            "guidance_scale": self.guidance_scale,
-            "num_inference_steps": self.num_inference_steps,
+            "guidance_scale": self.settings.guidance_scale,
+            "num_inference_steps": self.settings.num_inference_steps,
             "height": height,
             "width": width,
         }

@@ -8,35 +8,41 @@ not follow the input's aspect ratio on its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from reedit.models.base import EditRequest
 from reedit.models.diffusers_editor import DiffusersEditor
+from reedit.settings import MISSING
 
 
 class FluxKontextEditor(DiffusersEditor):
     pipeline_class = "FluxKontextPipeline"
+    honours = frozenset(
+        {"guidance_scale", "true_cfg_scale", "negative_prompt", "height", "width", "max_area"}
+    )
 
-    def __init__(self, auto_resize: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.auto_resize = auto_resize
+    @dataclass
+    class Settings(DiffusersEditor.Settings):
+        auto_resize: bool = MISSING  # the input goes to the closest preferred Kontext size
 
     def call_kwargs(self, req: EditRequest) -> dict[str, Any]:
+        s = self.settings
         kwargs: dict[str, Any] = {
             "image": req.image,
             "prompt": req.instruction,
-            "guidance_scale": self.guidance_scale,
-            "num_inference_steps": self.num_inference_steps,
-            "height": self.height,
-            "width": self.width,
-            "_auto_resize": self.auto_resize,
+            "guidance_scale": s.guidance_scale,
+            "num_inference_steps": s.num_inference_steps,
+            "height": s.height,
+            "width": s.width,
+            "_auto_resize": s.auto_resize,
         }
-        if self.height and self.width:  # the pipeline rescales any size to max_area otherwise
-            kwargs["max_area"] = self.height * self.width
-        elif self.max_area:
-            kwargs["max_area"] = self.max_area
-        if self.true_cfg_scale is not None:
-            kwargs["true_cfg_scale"] = self.true_cfg_scale
-        if self.negative_prompt is not None:
-            kwargs["negative_prompt"] = self.negative_prompt
+        if s.height and s.width:  # the pipeline rescales any size to max_area otherwise
+            kwargs["max_area"] = s.height * s.width
+        elif s.max_area:
+            kwargs["max_area"] = s.max_area
+        if s.true_cfg_scale is not None:
+            kwargs["true_cfg_scale"] = s.true_cfg_scale
+        if s.negative_prompt is not None:
+            kwargs["negative_prompt"] = s.negative_prompt
         return kwargs

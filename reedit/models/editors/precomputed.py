@@ -6,24 +6,30 @@ A missing or unreadable file is an error for that sample, never the source image
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reedit.models.base import Editor, EditRequest
+from reedit.settings import MISSING
 
 
 class PrecomputedEditor(Editor):
-    def __init__(self, images_dir: str, suffix: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.images_dir = Path(images_dir).expanduser()
-        self.suffix = suffix
+    @dataclass
+    class Settings(Editor.Settings):
+        images_dir: str = MISSING  # <images_dir>/<category>/<sample_id><suffix>
+        suffix: str = ".png"
+
+    @property
+    def images_dir(self) -> Path:
+        return Path(self.settings.images_dir).expanduser()
 
     def _load(self) -> None:
         if not self.images_dir.is_dir():
             raise FileNotFoundError(f"model.images_dir: no such folder: {self.images_dir}")
 
     def path_for(self, req: EditRequest) -> Path:
-        return self.images_dir / req.category / f"{req.sample_id}{self.suffix}"
+        return self.images_dir / req.category / f"{req.sample_id}{self.settings.suffix}"
 
     def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
         from reedit.data.images import decode_image_bytes

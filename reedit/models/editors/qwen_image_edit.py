@@ -16,19 +16,24 @@ from reedit.models.diffusers_editor import DiffusersEditor
 
 class QwenImageEditEditor(DiffusersEditor):
     pipeline_class = "QwenImageEditPipeline"
+    # guidance_scale reaches the pipeline, which uses it only for guidance-distilled weights
+    honours = frozenset(
+        {"true_cfg_scale", "negative_prompt", "guidance_scale", "height", "width", "max_area"}
+    )
 
     def image_argument(self, req: EditRequest) -> Any:
         return req.image
 
     def call_kwargs(self, req: EditRequest) -> dict[str, Any]:
+        s = self.settings
         height, width = self.output_size(req, multiple=16)
         return {
             "image": self.image_argument(req),
             "prompt": req.instruction,
-            "negative_prompt": self.negative_prompt,
-            "true_cfg_scale": self.true_cfg_scale,
-            "guidance_scale": self.guidance_scale,
-            "num_inference_steps": self.num_inference_steps,
+            "negative_prompt": s.negative_prompt,
+            "true_cfg_scale": s.true_cfg_scale,
+            "guidance_scale": s.guidance_scale,
+            "num_inference_steps": s.num_inference_steps,
             "height": height,
             "width": width,
         }

@@ -2,8 +2,8 @@
 
 A conversation is a list of messages ``{"role": "system"|"user"|"assistant", "content": [...]}``
 whose content items are ``{"type": "text", "text": str}`` or ``{"type": "image", "path": str}``:
-images travel as files. Backends implement :meth:`VLM._chat`; :meth:`VLM.chat` batches, times and
-turns a per-conversation exception into an error reply.
+images travel as files. Backends declare their ``Settings`` and implement :meth:`VLM._chat`;
+:meth:`VLM.chat` batches, times and turns a per-conversation exception into an error reply.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from reedit.models.component import Model
+from reedit.settings import output_fields
 
 log = logging.getLogger(__name__)
 
@@ -39,34 +42,16 @@ class VLMReply:
         return self.text is not None
 
 
-class VLM(abc.ABC):
-    """A vision-language model backend. Constructor arguments come from YAML."""
+class VLM(Model):
+    """A vision-language model backend."""
 
-    def __init__(self, batch_size: int = 1, **options: Any) -> None:
-        self.batch_size = batch_size
-        self.options = options
-        self.loaded = False
-
-    def load(self) -> None:
-        if not self.loaded:
-            log.info("loading VLM %s", type(self).__name__)
-            self._load()
-            self.loaded = True
-
-    def close(self) -> None:
-        if self.loaded:
-            self._close()
-            self.loaded = False
-
-    def _load(self) -> None:  # noqa: B027 - optional hook
-        pass
-
-    def _close(self) -> None:  # noqa: B027 - optional hook
-        pass
+    kind = "VLM"
+    backend: ClassVar[str] = ""  # its name in fingerprints (default: the class name)
+    supports_logprobs: bool = False  # read by the judge for decision=logprob
 
     def fingerprint(self) -> dict[str, Any]:
-        """What determines this backend's answers (recorded and hashed by its users)."""
-        return {"backend": type(self).__name__, **self.options}
+        """What determines this backend's answers (the judge cache's key): its output fields."""
+        return {"backend": self.backend or type(self).__name__, **output_fields(self.settings)}
 
     @abc.abstractmethod
     def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
@@ -177,30 +162,26 @@ def take_reply(answer: Answer, reply: VLMReply, parse: Any) -> bool:
 
 
 def resolve_vlm_path(path: str) -> str:
-    """A local model folder, a ``tiny:<name>`` test model (built on first use) or a hub id."""
+    """A local model folder (checked) or a hub id."""
     from pathlib import Path
 
-    if path.startswith("tiny:"):
-        from reedit.tiny_vlm import ensure_vlm
-
-        return str(ensure_vlm(path.removeprefix("tiny:")))
     local = Path(path).expanduser()
     if path.startswith(("/", ".", "~")) and not local.is_dir():
         raise FileNotFoundError(f"vlm.path: no such folder: {local}")
     return str(local) if local.is_dir() else path
 
 
-def weights_signature(path: str) -> str | None:
+def weights_signature(folder: str) -> str | None:
     """For a local model folder, a hash of its files' names, sizes and mtimes (a model retrained
-    in place gets new judge-cache keys); None for a hub id. Resolves ``tiny:`` paths."""
+    in place gets new judge-cache keys); None for a hub id."""
     import hashlib
     from pathlib import Path
 
-    folder = Path(resolve_vlm_path(path))
-    if not folder.is_dir():
+    root = Path(folder)
+    if not root.is_dir():
         return None
     h = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
         st = f.stat()
-        h.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]

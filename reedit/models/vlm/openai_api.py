@@ -28,11 +28,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from reedit.models.vlm.base import VLM, Conversation, VLMReply
+from reedit.settings import MISSING, runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -54,64 +56,52 @@ class _Transient(Exception):
 class OpenAIVLM(VLM):
     """A chat-completions endpoint. Every knob comes from YAML (``conf/judge/openai.yaml``)."""
 
-    def __init__(
-        self,
-        base_url: str = "https://api.openai.com/v1",
-        model: str = "gpt-4o-2024-08-06",
-        api_key_env: str | None = "OPENAI_API_KEY",
-        max_concurrency: int = 8,
-        timeout: float = 120.0,
-        max_retries: int = 6,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
-        temperature: float | None = 0.0,
-        top_p: float | None = None,
-        max_side: int | None = None,
-        image_detail: str | None = None,
-        logprobs: bool = False,
-        top_logprobs: int = 20,
-        max_tokens_param: str = "max_tokens",
-        extra_headers: Mapping[str, str] | None = None,
-        api_version: str | None = None,
-        azure: bool = False,
-        batch_size: int = 32,
-    ) -> None:
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        if max_side is not None and max_side < 1:
-            raise ValueError(f"max_side must be a positive pixel count or null, got {max_side}")
-        if not 0 <= top_logprobs <= 20:
-            raise ValueError(f"top_logprobs must be within 0..20, got {top_logprobs}")
+    backend = "openai"
+
+    @dataclass
+    class Settings(VLM.Settings):
         # What decides the answers (the fingerprint); transport settings and the key stay out.
-        super().__init__(
-            batch_size=batch_size,
-            base_url=str(base_url),
-            model=str(model),
-            api_version=api_version,
-            temperature=temperature,
-            top_p=top_p,
-            max_side=max_side,
-            image_detail=image_detail,
-            logprobs=bool(logprobs),
-            top_logprobs=top_logprobs if logprobs else None,
-        )
-        self.base_url, self.model = str(base_url).rstrip("/"), str(model)
-        self.api_key_env = api_key_env
-        self.max_concurrency, self.timeout = int(max_concurrency), float(timeout)
-        self.max_retries = int(max_retries)
-        self.backoff_base, self.backoff_max = float(backoff_base), float(backoff_max)
-        self.temperature, self.top_p = temperature, top_p
-        self.max_side, self.image_detail = max_side, image_detail
-        self.logprobs, self.top_logprobs = bool(logprobs), int(top_logprobs)
-        self.max_tokens_param = max_tokens_param
-        self.extra_headers = {str(k): str(v) for k, v in dict(extra_headers or {}).items()}
-        self.api_version, self.azure = api_version, bool(azure)
-        self.supports_logprobs = self.logprobs  # judge.decision=logprob needs `logprobs: true`
+        base_url: str = MISSING  # up to /v1
+        model: str = MISSING  # a dated snapshot; records keep the model the server names
+        api_version: str | None = None  # Azure: sent as ?api-version=
+        temperature: float | None = 0.0  # null: not sent (the server's default)
+        top_p: float | None = None
+        max_side: int | None = None  # downscale a longer side above this; null: as is
+        image_detail: str | None = None  # OpenAI image detail: low | high | auto
+        logprobs: bool = False  # ask for top_logprobs (decision=logprob needs them)
+        top_logprobs: int = 20
+        api_key_env: str | None = runtime_field("OPENAI_API_KEY")  # env var with the key
+        max_concurrency: int = runtime_field(8)
+        timeout: float = runtime_field(120.0)
+        max_retries: int = runtime_field(6)
+        backoff_base: float = runtime_field(1.0)
+        backoff_max: float = runtime_field(60.0)
+        max_tokens_param: str = runtime_field("max_tokens")
+        extra_headers: dict[str, str] = runtime_field(factory=dict)
+        azure: bool = runtime_field(False)  # the key in an `api-key` header, not Bearer
+        batch_size: int = runtime_field(32)
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.max_concurrency < 1:
+                raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+            if self.max_retries < 0:
+                raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+            if self.max_side is not None and self.max_side < 1:
+                raise ValueError(
+                    f"max_side must be a positive pixel count or null, got {self.max_side}"
+                )
+            if not 0 <= self.top_logprobs <= 20:
+                raise ValueError(f"top_logprobs must be within 0..20, got {self.top_logprobs}")
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        s = self.settings
+        self.base_url = str(s.base_url).rstrip("/")
+        self.supports_logprobs = s.logprobs  # judge.decision=logprob needs `logprobs: true`
         self.url = f"{self.base_url}/chat/completions"
-        if api_version:
-            self.url += "?" + urllib.parse.urlencode({"api-version": api_version})
+        if s.api_version:
+            self.url += "?" + urllib.parse.urlencode({"api-version": s.api_version})
         self._key: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._opener: urllib.request.OpenerDirector | None = None
@@ -120,18 +110,22 @@ class OpenAIVLM(VLM):
         self._warned_logprobs = False
 
     def __repr__(self) -> str:
-        return f"OpenAIVLM(base_url={self.base_url!r}, model={self.model!r})"
+        return f"OpenAIVLM(base_url={self.base_url!r}, model={self.settings.model!r})"
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "openai", **self.options}
+        out = super().fingerprint()
+        if not self.settings.logprobs:  # top_logprobs is not sent then
+            out["top_logprobs"] = None
+        return out
 
     # -- life cycle ------------------------------------------------------------------------------
     def _load(self) -> None:
-        if self.api_key_env:
-            key = os.environ.get(self.api_key_env, "")
+        env = self.settings.api_key_env
+        if env:
+            key = os.environ.get(env, "")
             if not key:
                 raise RuntimeError(
-                    f"vlm.api_key_env: the environment variable {self.api_key_env} is not set "
+                    f"vlm.api_key_env: the environment variable {env} is not set "
                     f"(it must hold the API key for {self.base_url}); set api_key_env: null for "
                     "a local server without a key"
                 )
@@ -140,7 +134,9 @@ class OpenAIVLM(VLM):
         # A local server is never reached through an HTTP(S)_PROXY from the environment.
         handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []
         self._opener = urllib.request.build_opener(*handlers)
-        self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="openai-vlm")
+        self._pool = ThreadPoolExecutor(
+            self.settings.max_concurrency, thread_name_prefix="openai-vlm"
+        )
 
     def _close(self) -> None:
         if self._pool is not None:
@@ -166,16 +162,16 @@ class OpenAIVLM(VLM):
     def payload(self, conv: Conversation, max_new_tokens: int) -> dict[str, Any]:
         """The request body for one conversation."""
         body: dict[str, Any] = {
-            "model": self.model,
+            "model": self.settings.model,
             "messages": [self._message(m) for m in conv],
-            self.max_tokens_param: max_new_tokens,
+            self.settings.max_tokens_param: max_new_tokens,
         }
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
-        if self.top_p is not None:
-            body["top_p"] = self.top_p
-        if self.logprobs:
-            body |= {"logprobs": True, "top_logprobs": self.top_logprobs}
+        if self.settings.temperature is not None:
+            body["temperature"] = self.settings.temperature
+        if self.settings.top_p is not None:
+            body["top_p"] = self.settings.top_p
+        if self.settings.logprobs:
+            body |= {"logprobs": True, "top_logprobs": self.settings.top_logprobs}
         return body
 
     def _message(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -189,9 +185,9 @@ class OpenAIVLM(VLM):
             if c["type"] == "text":
                 parts.append({"type": "text", "text": c["text"]})
             elif c["type"] == "image":
-                url: dict[str, Any] = {"url": png_data_uri(c["path"], self.max_side)}
-                if self.image_detail:
-                    url["detail"] = self.image_detail
+                url: dict[str, Any] = {"url": png_data_uri(c["path"], self.settings.max_side)}
+                if self.settings.image_detail:
+                    url["detail"] = self.settings.image_detail
                 parts.append({"type": "image_url", "image_url": url})
             else:
                 raise ValueError(f"unknown content item type {c['type']!r}")
@@ -199,22 +195,22 @@ class OpenAIVLM(VLM):
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._key and self.azure:
+        if self._key and self.settings.azure:
             headers["api-key"] = self._key
         elif self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        return headers | self.extra_headers
+        return headers | self.settings.extra_headers
 
     def _request(self, body: dict[str, Any]) -> VLMReply:
         data = json.dumps(body).encode()
         last: _Transient | None = None
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.settings.max_retries + 1):
             self._wait_for_pause()
             try:
                 return self._attempt(data)
             except _Transient as exc:
                 last = exc
-            if attempt == self.max_retries:
+            if attempt == self.settings.max_retries:
                 break
             delay = self._delay(attempt, last.retry_after)
             if last.retry_after is not None:
@@ -222,11 +218,11 @@ class OpenAIVLM(VLM):
                     self._pause_until = max(self._pause_until, time.monotonic() + delay)
             log.warning(
                 "%s: %s: %s; retry %d/%d in %.2f s",
-                self.model,
+                self.settings.model,
                 last.error_type,
                 last,
                 attempt + 1,
-                self.max_retries,
+                self.settings.max_retries,
                 delay,
             )
             time.sleep(delay)
@@ -234,7 +230,7 @@ class OpenAIVLM(VLM):
         return VLMReply(
             None,
             error_type=last.error_type,
-            error=f"{last} (gave up after {self.max_retries + 1} attempts)",
+            error=f"{last} (gave up after {self.settings.max_retries + 1} attempts)",
         )
 
     def _attempt(self, data: bytes) -> VLMReply:
@@ -242,7 +238,7 @@ class OpenAIVLM(VLM):
         assert self._opener is not None
         req = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
         try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
+            with self._opener.open(req, timeout=self.settings.timeout) as resp:
                 status, headers, raw = resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as exc:
             status, headers = exc.code, exc.headers
@@ -253,7 +249,7 @@ class OpenAIVLM(VLM):
         except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
-                raise _Transient("Timeout", f"no answer within {self.timeout} s") from None
+                raise _Transient("Timeout", f"no answer within {self.settings.timeout} s") from None
             raise _Transient(
                 "ConnectionError", f"{type(exc).__name__}: {self._redact(str(reason))}"
             ) from None
@@ -278,9 +274,9 @@ class OpenAIVLM(VLM):
         """Seconds before the next try: the server's hint (bounded by ``backoff_max``) plus a
         little jitter, or exponential backoff with equal jitter."""
         if hint is not None:
-            hint = min(max(hint, 0.0), self.backoff_max)
+            hint = min(max(hint, 0.0), self.settings.backoff_max)
             return hint + random.uniform(0, min(1.0, 0.1 * hint))
-        cap = min(self.backoff_max, self.backoff_base * 2**attempt)
+        cap = min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt)
         return cap / 2 + random.uniform(0, cap / 2)
 
     def _wait_for_pause(self) -> None:
@@ -298,7 +294,7 @@ class OpenAIVLM(VLM):
         choice = data["choices"][0]
         msg = choice.get("message") or {}
         finish = choice.get("finish_reason")
-        model = data.get("model") or self.model
+        model = data.get("model") or self.settings.model
         extra = {
             k: v
             for k, v in (
@@ -333,7 +329,7 @@ class OpenAIVLM(VLM):
         if content is not None and not isinstance(content, str):
             raise TypeError(f"message.content is {type(content).__name__}")
         probs = None
-        if self.logprobs:
+        if self.settings.logprobs:
             probs = yes_no_probabilities(choice.get("logprobs"))
             if probs is None and not self._warned_logprobs:
                 self._warned_logprobs = True

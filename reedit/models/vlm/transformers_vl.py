@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reedit.models.vlm.base import (
@@ -16,6 +17,7 @@ from reedit.models.vlm.base import (
     resolve_vlm_path,
     weights_signature,
 )
+from reedit.settings import MISSING, runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -23,45 +25,35 @@ log = logging.getLogger(__name__)
 class TransformersVLM(VLM):
     """Every generation parameter comes from YAML; ``temperature: 0`` is greedy decoding."""
 
+    backend = "transformers"
     supports_logprobs = True
 
-    def __init__(
-        self,
-        path: str,
-        dtype: str,
-        temperature: float,
-        top_p: float,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        attn_implementation: str | None = None,
-        device_map: str | None = None,
-        batch_size: int = 1,
-        gpus: Sequence[int] = (),
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            path=str(path),
-            dtype=dtype,
-            temperature=temperature,
-            top_p=top_p,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-        )
-        self.path, self.dtype = str(path), dtype
-        self.temperature, self.top_p = temperature, top_p
-        self.min_pixels, self.max_pixels = min_pixels, max_pixels
-        self.attn_implementation = attn_implementation
-        self.device_map = device_map
-        self.gpus = list(gpus)
+    @dataclass
+    class Settings(VLM.Settings):
+        path: str = MISSING  # hub id, local folder, or tiny:<name>
+        dtype: str = MISSING
+        temperature: float = MISSING  # 0: greedy
+        top_p: float = 1.0
+        min_pixels: int | None = None  # null: the processor's own limits
+        max_pixels: int | None = None
+        attn_implementation: str | None = runtime_field(None)  # e.g. flash_attention_2
+        device_map: str | None = runtime_field(None)  # e.g. auto: one copy over the gpus
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
         self.model: Any = None
         self.processor: Any = None
         self.answer_ids: dict[str, list[int]] = {}
 
+    @property
+    def path(self) -> str:
+        return self.settings.path
+
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "transformers", **self.options, "weights": weights_signature(self.path)}
+        return {**super().fingerprint(), "weights": weights_signature(self.resolve_path())}
 
     def resolve_path(self) -> str:
-        return resolve_vlm_path(self.path)
+        return resolve_vlm_path(self.locate(self.path))
 
     def _load(self) -> None:
         import torch
@@ -71,17 +63,15 @@ class TransformersVLM(VLM):
             raise RuntimeError(
                 f"gpus={self.gpus} asks for CUDA but torch sees no GPU; set gpus=[] for the CPU"
             )
+        s = self.settings
         path = self.resolve_path()
-        proc_kwargs = {
-            k: v
-            for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels))
-            if v is not None
-        }
-        kwargs: dict[str, Any] = {"dtype": getattr(torch, self.dtype)}
-        if self.attn_implementation:
-            kwargs["attn_implementation"] = self.attn_implementation
-        if self.device_map:
-            kwargs["device_map"] = self.device_map
+        pixels = (("min_pixels", s.min_pixels), ("max_pixels", s.max_pixels))
+        proc_kwargs = {k: v for k, v in pixels if v is not None}
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, s.dtype)}
+        if s.attn_implementation:
+            kwargs["attn_implementation"] = s.attn_implementation
+        if s.device_map:
+            kwargs["device_map"] = s.device_map
         try:
             self.processor = AutoProcessor.from_pretrained(path, **proc_kwargs)
             self.model = AutoModelForImageTextToText.from_pretrained(path, **kwargs).eval()
@@ -91,7 +81,7 @@ class TransformersVLM(VLM):
                 f"{str(exc).splitlines()[0][:300]}); a hub id must be downloaded first "
                 f"(`hf download {path}`) when HF_HUB_OFFLINE=1"
             ) from exc
-        if not self.device_map:
+        if not s.device_map:
             self.model.to(f"cuda:{self.gpus[0]}" if self.gpus else "cpu")
         self.processor.tokenizer.padding_side = "left"
         self.answer_ids = self._answer_token_ids()
@@ -123,10 +113,11 @@ class TransformersVLM(VLM):
             return_tensors="pt",
             processor_kwargs={"padding": True},
         ).to(self.model.device)
-        sampling = self.temperature > 0
+        s = self.settings
+        sampling = s.temperature > 0
         gen: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": sampling}
         if sampling:
-            gen |= {"temperature": self.temperature, "top_p": self.top_p}
+            gen |= {"temperature": s.temperature, "top_p": s.top_p}
         else:  # greedy: no sampling knobs (transformers warns about unused ones)
             gen |= {"temperature": None, "top_p": None, "top_k": None}
         with torch.inference_mode():

@@ -28,6 +28,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from reedit.models.vlm.base import (
     resolve_vlm_path,
     weights_signature,
 )
+from reedit.settings import MISSING, runtime_field, setting
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 # vLLM sees every request at once and schedules them itself. So the default chunk is unbounded
 # and a stage's whole list goes into one `LLM.chat` call (the stage's own chunk, e.g.
 # `judge.batch_size`, is the only bound left; set it large too).
-WHOLE_STAGE = sys.maxsize
+WHOLE_STAGE = 1_000_000_000
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
 
@@ -60,63 +62,58 @@ class VLLMEngineVLM(VLM):
     ``gpus`` (the stage sets it): the engine sees exactly those devices.
     """
 
-    def __init__(
-        self,
-        path: str,
-        dtype: str,
-        temperature: float,
-        top_p: float = 1.0,
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: int | None = None,
-        limit_mm_per_prompt: int = 2,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        logprobs: int = 20,
-        progress: bool = False,
-        engine_kwargs: Mapping[str, Any] | None = None,
-        engine_factory: str | Callable[..., Any] = "vllm.LLM",
-        batch_size: int = WHOLE_STAGE,
-        gpus: Sequence[int] = (),
-    ) -> None:
-        if int(logprobs) < 0:
-            raise ValueError(f"vlm.logprobs must be >= 0 (0: none), got {logprobs}")
-        if int(tensor_parallel_size) < 1:
-            raise ValueError(f"vlm.tensor_parallel_size must be >= 1, got {tensor_parallel_size}")
-        # What determines the answers (hashed into the judge's fingerprint): not the GPU layout,
-        # the memory share, the context cap or the factory, which change speed or failures only.
-        super().__init__(
-            batch_size=batch_size,
-            path=str(path),
-            dtype=dtype,
-            temperature=temperature,
-            top_p=top_p,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            logprobs=int(logprobs),
-            engine_kwargs=dict(engine_kwargs or {}),
-        )
-        self.path, self.dtype = str(path), dtype
-        self.temperature, self.top_p = temperature, top_p
-        self.tensor_parallel_size = int(tensor_parallel_size)
-        self.gpu_memory_utilization = gpu_memory_utilization
-        self.max_model_len = max_model_len
-        self.limit_mm_per_prompt = int(limit_mm_per_prompt)
-        self.min_pixels, self.max_pixels = min_pixels, max_pixels
-        self.logprobs = int(logprobs)
-        self.progress = progress
-        self.engine_kwargs = dict(engine_kwargs or {})
-        self.engine_factory = engine_factory
-        self.gpus = list(gpus)
+    backend = "vllm"
+
+    @dataclass
+    class Settings(VLM.Settings):
+        # What determines the answers (hashed into the judge's fingerprint); the GPU layout,
+        # the memory share, the context cap and the factory change speed or failures only.
+        path: str = MISSING  # hub id (downloaded first when offline) or local folder
+        dtype: str = MISSING
+        temperature: float = MISSING  # 0: greedy
+        top_p: float = 1.0
+        min_pixels: int | None = None
+        max_pixels: int | None = None
+        logprobs: int = 20  # top log-probs per token (0: none; > 0 for decision=logprob)
+        engine_kwargs: dict[str, Any] = setting(factory=dict)  # other vllm.LLM arguments
+        tensor_parallel_size: int = runtime_field(1)  # GPUs one engine spreads over
+        gpu_memory_utilization: float = runtime_field(0.9)
+        max_model_len: int | None = runtime_field(None)  # context cap per request
+        limit_mm_per_prompt: int = runtime_field(2)  # images per request
+        progress: bool = runtime_field(False)  # vLLM's own bar over the one big call
+        engine_factory: str = runtime_field("vllm.LLM")  # dotted path (tests: a stand-in)
+        batch_size: int = runtime_field(WHOLE_STAGE)
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.logprobs < 0:
+                raise ValueError(f"logprobs must be >= 0 (0: none), got {self.logprobs}")
+            if self.tensor_parallel_size < 1:
+                raise ValueError(
+                    f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}"
+                )
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        factory = kwargs.pop("engine_factory", None)
+        if callable(factory):  # a factory object (tests) rather than a dotted path
+            kwargs["engine_factory"] = f"{factory.__module__}.{factory.__qualname__}"
+        elif factory is not None:
+            kwargs["engine_factory"] = factory
+        super().__init__(settings, **kwargs)
+        self.factory_object = factory if callable(factory) else None
         self.engine: Any = None
         self.sampling_params_cls: Any = None
 
     @property
+    def path(self) -> str:
+        return self.settings.path
+
+    @property
     def supports_logprobs(self) -> bool:  # read by the judge for decision=logprob
-        return self.logprobs > 0
+        return self.settings.logprobs > 0
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "vllm", **self.options, "weights": weights_signature(self.path)}
+        return {**super().fingerprint(), "weights": weights_signature(self.resolve_path())}
 
     # -- engine life -----------------------------------------------------------------------
     def engine_devices(self) -> str:
@@ -125,12 +122,12 @@ class VLLMEngineVLM(VLM):
         Ids count within the devices this process already sees (as ``cuda:N`` does elsewhere in
         the run): with ``CUDA_VISIBLE_DEVICES=4,5,6,7`` set, ``gpus=[0,1]`` gives ``4,5``.
         """
-        gpus = self.gpus
-        if self.tensor_parallel_size > len(gpus):
+        gpus, tp = self.gpus, self.settings.tensor_parallel_size
+        if tp > len(gpus):
             raise ValueError(
-                f"vlm.tensor_parallel_size={self.tensor_parallel_size} needs that many GPUs, but "
+                f"vlm.tensor_parallel_size={tp} needs that many GPUs, but "
                 f"gpus={gpus} lists {len(gpus)}: list more ids in gpus (e.g. gpus="
-                f"[{','.join(str(i) for i in range(self.tensor_parallel_size))}]) or lower "
+                f"[{','.join(str(i) for i in range(tp))}]) or lower "
                 "vlm.tensor_parallel_size (vLLM does not run on the CPU here)"
             )
         if len(set(gpus)) != len(gpus) or any(int(g) < 0 for g in gpus):
@@ -147,30 +144,28 @@ class VLLMEngineVLM(VLM):
         return ",".join(shown[int(g)] for g in gpus)
 
     def resolve_path(self) -> str:
-        return resolve_vlm_path(self.path)
+        return resolve_vlm_path(self.locate(self.path))
 
     def engine_arguments(self, path: str) -> dict[str, Any]:
         """Keyword arguments of the engine factory (``vllm.LLM``)."""
+        s = self.settings
         kwargs: dict[str, Any] = {
             "model": path,
-            "dtype": self.dtype,
-            "tensor_parallel_size": self.tensor_parallel_size,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "dtype": s.dtype,
+            "tensor_parallel_size": s.tensor_parallel_size,
+            "gpu_memory_utilization": s.gpu_memory_utilization,
             # The judge sends no video: 0 keeps vLLM from reserving encoder memory for one.
-            "limit_mm_per_prompt": {"image": self.limit_mm_per_prompt, "video": 0},
+            "limit_mm_per_prompt": {"image": s.limit_mm_per_prompt, "video": 0},
         }
-        if self.max_model_len is not None:
-            kwargs["max_model_len"] = int(self.max_model_len)
-        pixels = {
-            k: v
-            for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels))
-            if v is not None
-        }
+        if s.max_model_len is not None:
+            kwargs["max_model_len"] = int(s.max_model_len)
+        pixels = (("min_pixels", s.min_pixels), ("max_pixels", s.max_pixels))
+        pixels = {k: v for k, v in pixels if v is not None}
         if pixels:  # engine-wide, so that vLLM's memory profiling sees the real image size
             kwargs["mm_processor_kwargs"] = pixels
-        if self.logprobs > 20:  # vLLM refuses more than max_logprobs (default 20) per token
-            kwargs["max_logprobs"] = self.logprobs
-        kwargs.update(self.engine_kwargs)
+        if s.logprobs > 20:  # vLLM refuses more than max_logprobs (default 20) per token
+            kwargs["max_logprobs"] = s.logprobs
+        kwargs.update(s.engine_kwargs)
         return kwargs
 
     def _load(self) -> None:
@@ -197,7 +192,7 @@ class VLLMEngineVLM(VLM):
 
     def _factory(self) -> Callable[..., Any]:
         """The engine factory and, next to it, the ``SamplingParams`` class requests use."""
-        spec = self.engine_factory
+        spec = self.factory_object or self.settings.engine_factory
         if callable(spec):
             factory, module = spec, sys.modules.get(getattr(spec, "__module__", ""), None)
         else:
@@ -249,11 +244,12 @@ class VLLMEngineVLM(VLM):
 
     # -- requests ----------------------------------------------------------------------------
     def sampling_params(self, max_new_tokens: int) -> Any:
+        s = self.settings
         return self.sampling_params_cls(
-            temperature=self.temperature,
-            top_p=self.top_p,
+            temperature=s.temperature,
+            top_p=s.top_p,
             max_tokens=max_new_tokens,
-            logprobs=self.logprobs or None,
+            logprobs=s.logprobs or None,
         )
 
     def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
@@ -262,7 +258,7 @@ class VLLMEngineVLM(VLM):
         outputs = self.engine.chat(
             messages,
             sampling_params=self.sampling_params(max_new_tokens),
-            use_tqdm=self.progress,
+            use_tqdm=self.settings.progress,
             # Content stays a list of typed parts: the Qwen-VL templates place each image's
             # vision tokens where its part is (source, then edited, then the question).
             chat_template_content_format="openai",
@@ -279,7 +275,7 @@ class VLLMEngineVLM(VLM):
             return VLMReply(None, model=self.path, error_type="EmptyOutput", error="no completion")
         first = completions[0]
         probs = None
-        if self.logprobs and first.logprobs:
+        if self.settings.logprobs and first.logprobs:
             probs = yes_no_probabilities(first.logprobs[0])
         prompt_ids = getattr(output, "prompt_token_ids", None)
         extra = {

@@ -3,9 +3,10 @@
 Every image is a 256x256 RGB scene drawn with ``PIL.ImageDraw`` (no fonts, no randomness), so the
 output is deterministic. Usage::
 
-    python -m reedit.data.demo.build_demo [OUTPUT.json]
+    python -m reedit.testing.demo_data [OUTPUT.json]
 
-Without an argument the file next to this module is (re)written. Only stdlib and PIL are used.
+Without an argument the shipped file (reedit/data/demo/re_edit_demo.json) is (re)written. Only
+stdlib and PIL are used.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 SIZE = 256
-DEFAULT_OUTPUT = Path(__file__).with_name("re_edit_demo.json")
+DEFAULT_OUTPUT = Path(__file__).parent.parent / "data" / "demo" / "re_edit_demo.json"
 CATEGORIES = ("physical", "environmental", "cultural", "causal", "referential")
 DATA_URI_RECORD = 3  # this record's image carries a "data:image/png;base64," prefix
 

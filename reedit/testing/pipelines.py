@@ -34,24 +34,17 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TINY_PIPELINES = ("qwen_image_edit", "qwen_image_edit_2511", "flux_kontext", "flux2")
 VERSION = 1  # bump when a recipe changes: it is part of the cache folder name
 
 MARKER = "reedit_tiny.json"  # written last; a folder without it is incomplete
 
 # Builds seed torch's global RNG: one build at a time per process keeps threads deterministic.
 _BUILD_LOCK = threading.Lock()
-
-PIPELINE_CLASSES = {
-    "qwen_image_edit": "QwenImageEditPipeline",
-    "qwen_image_edit_2511": "QwenImageEditPlusPipeline",
-    "flux_kontext": "FluxKontextPipeline",
-    "flux2": "Flux2Pipeline",
-}
 
 # A few sentences to train the tiny tokenizers on (edit instructions and chat-template words).
 CORPUS = (
@@ -173,7 +166,7 @@ def stamp(name: str, seed: int = 0) -> dict[str, Any]:
     _check_name(name)
     return {
         "name": name,
-        "pipeline": PIPELINE_CLASSES[name],
+        "pipeline": PIPELINES[name].pipeline_class,
         "seed": seed,
         "version": VERSION,
         "recipe": _fingerprint(),
@@ -203,7 +196,7 @@ def build(name: str, path: str | Path, seed: int = 0) -> Path:
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         with _BUILD_LOCK, _quiet():
-            pipe = _RECIPES[name](seed)
+            pipe = PIPELINES[name].build(seed)
             pipe.save_pretrained(tmp)
         (tmp / MARKER).write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
         for _ in range(5):
@@ -244,8 +237,8 @@ def _quiet() -> Iterator[None]:
 
 
 def _check_name(name: str) -> None:
-    if name not in TINY_PIPELINES:
-        raise ValueError(f"unknown tiny pipeline '{name}'; choose one of {TINY_PIPELINES}")
+    if name not in PIPELINES:
+        raise ValueError(f"unknown tiny pipeline '{name}'; choose one of {tuple(PIPELINES)}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -768,9 +761,21 @@ def _flux2(seed: int) -> Any:
     )
 
 
-_RECIPES = {
-    "qwen_image_edit": lambda seed: _qwen_edit(seed, plus=False),
-    "qwen_image_edit_2511": lambda seed: _qwen_edit(seed, plus=True),
-    "flux_kontext": _flux_kontext,
-    "flux2": _flux2,
+@dataclass(frozen=True)
+class TinyPipeline:
+    """One recipe: the real pipeline class it builds and the function that builds it."""
+
+    pipeline_class: str
+    build: Callable[[int], Any]  # seed -> pipeline
+
+
+PIPELINES = {
+    "qwen_image_edit": TinyPipeline(
+        "QwenImageEditPipeline", lambda seed: _qwen_edit(seed, plus=False)
+    ),
+    "qwen_image_edit_2511": TinyPipeline(
+        "QwenImageEditPlusPipeline", lambda seed: _qwen_edit(seed, plus=True)
+    ),
+    "flux_kontext": TinyPipeline("FluxKontextPipeline", _flux_kontext),
+    "flux2": TinyPipeline("Flux2Pipeline", _flux2),
 }

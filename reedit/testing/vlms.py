@@ -22,12 +22,12 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-TINY_VLMS = ("qwen25_vl", "qwen3_vl")
 VERSION = 1
 
 MARKER = "reedit_tiny_vlm.json"
@@ -98,57 +98,98 @@ _CORPUS = (
 _TOKENIZER_VOCAB = 512  # byte alphabet (256) + merges; the specials come after
 
 
-def _specs(name: str) -> dict[str, Any]:
-    """Per-model sizes (shaped like transformers' fast tests, with the real patch/merge sizes)."""
-    if name == "qwen25_vl":
-        patch = 14
-        return {
-            "patch": patch,
-            "mean_std": None,  # the image processor's default (OpenAI CLIP), as Qwen2.5-VL
-            "vision": {
-                "depth": 2,
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_heads": 4,
-                "hidden_act": "silu",
-                "out_hidden_size": 32,
-                "patch_size": patch,
-                "spatial_merge_size": 2,
-                "temporal_patch_size": 2,
-                "window_size": 112,  # 4x4 merged tokens per window, as the real model
-                "fullatt_block_indexes": [1],
-                "tokens_per_second": 2,
+@dataclass(frozen=True)
+class Family:
+    """One tiny VLM recipe: sizes shaped like transformers' fast tests, the real patch and merge
+    sizes, and the real classes (names in ``transformers``)."""
+
+    patch: int
+    mean_std: list[float] | None  # None: the image processor's default (OpenAI CLIP)
+    vision: dict[str, Any]
+    text: dict[str, Any]  # the text config beyond the shared tiny sizes
+    config: str
+    model: str
+    processor: str
+    video_processor: str  # module:class
+
+
+# head_dim 8 -> 4 rotary frequencies, split over (temporal, height, width): mrope [2, 1, 1]
+FAMILIES = {
+    "qwen25_vl": Family(
+        patch=14,
+        mean_std=None,
+        vision={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 4,
+            "hidden_act": "silu",
+            "out_hidden_size": 32,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,  # 4x4 merged tokens per window, as the real model
+            "fullatt_block_indexes": [1],
+            "tokens_per_second": 2,
+        },
+        text={
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 1, 1],
             },
-        }
-    if name == "qwen3_vl":
-        patch = 16
-        return {
-            "patch": patch,
-            "mean_std": [0.5, 0.5, 0.5],  # Qwen3-VL's preprocessor_config
-            "vision": {
-                "depth": 2,
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_heads": 4,
-                "hidden_act": "gelu_pytorch_tanh",
-                "out_hidden_size": 32,
-                "patch_size": patch,
-                "spatial_merge_size": 2,
-                "temporal_patch_size": 2,
-                "num_position_embeddings": 64,  # an 8x8 grid, interpolated to the image
-                "deepstack_visual_indexes": [0],
+            "max_window_layers": 2,
+        },
+        config="Qwen2_5_VLConfig",
+        model="Qwen2_5_VLForConditionalGeneration",
+        processor="Qwen2_5_VLProcessor",
+        video_processor="transformers:Qwen2VLVideoProcessor",
+    ),
+    "qwen3_vl": Family(
+        patch=16,
+        mean_std=[0.5, 0.5, 0.5],  # Qwen3-VL's preprocessor_config
+        vision={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 4,
+            "hidden_act": "gelu_pytorch_tanh",
+            "out_hidden_size": 32,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "num_position_embeddings": 64,  # an 8x8 grid, interpolated to the image
+            "deepstack_visual_indexes": [0],
+        },
+        text={
+            "head_dim": 8,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 1, 1],
+                "mrope_interleaved": True,
             },
-        }
-    raise ValueError(f"unknown tiny VLM {name!r}; expected one of {', '.join(TINY_VLMS)}")
+        },
+        config="Qwen3VLConfig",
+        model="Qwen3VLForConditionalGeneration",
+        processor="Qwen3VLProcessor",
+        video_processor="transformers.models.qwen3_vl.video_processing_qwen3_vl:Qwen3VLVideoProcessor",
+    ),
+}
+TINY_VLMS = tuple(FAMILIES)
+
+
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ValueError(f"unknown tiny VLM {name!r}; expected one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
 
 
 def tiny_vlm_dir(name: str, root: str | os.PathLike | None = None) -> Path:
-    """Where :func:`ensure_vlm` keeps ``name``: ``<root>/tiny/<name>-v<VERSION>``.
+    """Where :func:`ensure_built` keeps ``name``: ``<root>/tiny/<name>-v<VERSION>``.
 
-    ``name`` is one of :data:`TINY_VLMS` or a trained recipe of :mod:`reedit.tiny_trained`.
     ``root`` defaults to ``$REEDIT_CACHE``, else ``~/.cache/reedit``.
     """
-    _recipe_signature(name)  # validates the name
     base = root or os.environ.get("REEDIT_CACHE") or Path.home() / ".cache" / "reedit"
     return Path(base).expanduser() / "tiny" / f"{name}-v{VERSION}"
 
@@ -194,29 +235,23 @@ def _build_tokenizer(extra_corpus: Sequence[str] = (), vocab_size: int = _TOKENI
 
 
 def _build_processor(name: str, tokenizer, max_pixels: int | None = None):
-    from transformers import Qwen2VLImageProcessor
+    import importlib
 
-    spec = _specs(name)
-    factor = spec["patch"] * 2  # patch size x spatial merge size
+    import transformers
+
+    spec = family(name)
+    factor = spec.patch * 2  # patch size x spatial merge size
     pixels = {"min_pixels": (2 * factor) ** 2, "max_pixels": max_pixels or (4 * factor) ** 2}
     mean_std = {}
-    if spec["mean_std"] is not None:
-        mean_std = {"image_mean": spec["mean_std"], "image_std": spec["mean_std"]}
-    common = {"patch_size": spec["patch"], "merge_size": 2, "temporal_patch_size": 2}
-    image_processor = Qwen2VLImageProcessor(**common, **pixels, **mean_std)
+    if spec.mean_std is not None:
+        mean_std = {"image_mean": spec.mean_std, "image_std": spec.mean_std}
+    common = {"patch_size": spec.patch, "merge_size": 2, "temporal_patch_size": 2}
+    image_processor = transformers.Qwen2VLImageProcessor(**common, **pixels, **mean_std)
     video_size = {"shortest_edge": pixels["min_pixels"], "longest_edge": 4 * pixels["max_pixels"]}
-    if name == "qwen25_vl":
-        from transformers import Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
-
-        video_processor = Qwen2VLVideoProcessor(**common, size=video_size)
-        cls = Qwen2_5_VLProcessor
-    else:
-        from transformers import Qwen3VLProcessor
-        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
-
-        video_processor = Qwen3VLVideoProcessor(**common, size=video_size, **mean_std)
-        cls = Qwen3VLProcessor
-    return cls(
+    module, _, cls = spec.video_processor.partition(":")
+    video_cls = getattr(importlib.import_module(module), cls)
+    video_processor = video_cls(**common, size=video_size, **mean_std)
+    return getattr(transformers, spec.processor)(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
@@ -226,7 +261,9 @@ def _build_processor(name: str, tokenizer, max_pixels: int | None = None):
 
 def _build_model(name: str, tokenizer):
     import torch
+    import transformers
 
+    spec = family(name)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     eos, pad = ids["<|im_end|>"], ids["<|endoftext|>"]
     text = {
@@ -242,6 +279,7 @@ def _build_model(name: str, tokenizer):
         "eos_token_id": eos,
         "pad_token_id": pad,
         "dtype": "float32",
+        **spec.text,
     }
     tokens = {
         "image_token_id": ids["<|image_pad|>"],
@@ -249,41 +287,14 @@ def _build_model(name: str, tokenizer):
         "vision_start_token_id": ids["<|vision_start|>"],
         "vision_end_token_id": ids["<|vision_end|>"],
     }
-    vision = dict(_specs(name)["vision"])
-    # head_dim 8 -> 4 rotary frequencies, split over (temporal, height, width): mrope [2, 1, 1]
-    if name == "qwen25_vl":
-        from transformers import Qwen2_5_VLConfig as Config
-        from transformers import Qwen2_5_VLForConditionalGeneration as Model
-
-        text.update(
-            rope_parameters={
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [2, 1, 1],
-            },
-            max_window_layers=2,
-        )
-    else:
-        from transformers import Qwen3VLConfig as Config
-        from transformers import Qwen3VLForConditionalGeneration as Model
-
-        text.update(
-            head_dim=8,
-            rope_parameters={
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [2, 1, 1],
-                "mrope_interleaved": True,
-            },
-        )
-    config = Config(
+    config = getattr(transformers, spec.config)(
         text_config=text,
-        vision_config=vision,
+        vision_config=dict(spec.vision),
         tie_word_embeddings=True,
         dtype="float32",
         **tokens,
     )
-    model = Model(config).to(torch.float32).eval()
+    model = getattr(transformers, spec.model)(config).to(torch.float32).eval()
     generation = model.generation_config
     generation.bos_token_id = pad
     generation.eos_token_id = [eos, pad]
@@ -307,12 +318,12 @@ def build_vlm(
 
     The folder is written next to ``path`` and renamed into place, so ``path`` is either absent,
     the previous folder, or complete. An existing folder at ``path`` is replaced. The keywords
-    change the defaults for a model that will be trained (:mod:`reedit.tiny_trained`): more text
+    change the defaults for a model that will be trained (:mod:`reedit.testing.trained`): more text
     for the tokenizer and a larger vocabulary (shorter prompts), more image tokens per image.
     """
     import torch
 
-    _specs(name)
+    family(name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -358,34 +369,7 @@ def _replace_dir(new: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _recipe_signature(name: str) -> str | None:
-    """None for a plain random-weight model, the recipe's signature for a trained one."""
-    from reedit import tiny_trained
-
-    if name in tiny_trained.RECIPES:
-        return tiny_trained.signature(name)
-    if name not in TINY_VLMS:
-        known = ", ".join([*TINY_VLMS, *tiny_trained.RECIPES])
-        raise ValueError(f"unknown tiny VLM {name!r}; expected one of {known}")
-    return None
-
-
-def _build(name: str, path: Path) -> None:
-    """Random weights (seed 0) for a plain name; build and train for a recipe."""
-    signature = _recipe_signature(name)
-    if signature is None:
-        build_vlm(name, path)
-        return
-    from reedit import tiny_trained
-
-    log.info("training the tiny %s once (under a minute on the CPU; cached for later runs)", name)
-    tiny_trained.train(name, path)
-    marker = json.loads((path / MARKER).read_text())
-    marker.update(name=name, base=marker["name"], recipe_version=signature)
-    _write_json(path / MARKER, marker)
-
-
-def _is_built(path: Path, name: str) -> bool:
+def _is_built(path: Path, name: str, signature: str | None) -> bool:
     try:
         marker = json.loads((path / MARKER).read_text())
     except (OSError, ValueError):
@@ -393,37 +377,55 @@ def _is_built(path: Path, name: str) -> bool:
     return (
         marker.get("name") == name
         and marker.get("version") == VERSION
-        and marker.get("recipe_version") == _recipe_signature(name)
+        and marker.get("recipe_version") == signature
     )
 
 
-def ensure_vlm(name: str, root: str | os.PathLike | None = None) -> Path:
-    """The cached tiny ``name`` under :func:`tiny_vlm_dir`, built on first use (seed 0).
-
-    Safe against concurrent callers (each builds aside and renames). Finetune a copy of this
-    folder, not the folder itself: :func:`finetune` writes in place and the cache would keep it.
-    """
+def ensure_built(
+    name: str,
+    build: Callable[[Path], None],
+    signature: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> Path:
+    """The cached ``name`` under :func:`tiny_vlm_dir`, made by ``build(folder)`` on first use
+    (and again when ``signature``, a recipe's, changed). Safe against concurrent callers: each
+    builds aside and renames into place."""
     path = tiny_vlm_dir(name, root)
-    if _is_built(path, name):
+    if _is_built(path, name, signature):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        _build(name, tmp)
+        build(tmp)
+        marker = json.loads((tmp / MARKER).read_text())
+        if marker["name"] != name:
+            marker["base"] = marker["name"]
+        marker.update(name=name, recipe_version=signature)
+        _write_json(tmp / MARKER, marker)
         try:
             if path.exists():  # a stale or broken folder (not built by us, no marker)
-                if _is_built(path, name):  # another process finished first
+                if _is_built(path, name, signature):  # another process finished first
                     return path
                 _replace_dir(tmp, path)
             else:
                 os.replace(tmp, path)
         except OSError:
-            if not _is_built(path, name):  # lost a race to a concurrent build: fine if complete
+            if not _is_built(path, name, signature):  # lost a race: fine if complete
                 raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def ensure_vlm(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The cached random-weight tiny ``name`` (seed 0), built on first use.
+
+    Finetune a copy of this folder, not the folder itself: :func:`finetune` writes in place and
+    the cache would keep it.
+    """
+    family(name)
+    return ensure_built(name, lambda folder: build_vlm(name, folder), root=root)
 
 
 def _example_tensors(processor, messages: list[dict], target: str, eos: str):

@@ -1,7 +1,7 @@
 """Tiny VLMs trained for the demo: a judge and a refiner that answer in reedit's real formats.
 
 Random weights answer nothing parseable. These recipes build the tiny Qwen3-VL / Qwen2.5-VL of
-:mod:`reedit.tiny_vlm` and give them 35-45 s of deterministic CPU training, asked with reedit's
+:mod:`reedit.testing.vlms` and give them 35-45 s of deterministic CPU training, asked with reedit's
 real prompts (``prompt_version`` v1): an edited image that is a drawn scene gets "yes" and high
 scores and a critique asking for polish; an edited image that is noise (what the demo's
 random-weight editors produce) gets "no", low scores and a critique asking to restore the scene.
@@ -25,17 +25,21 @@ Built once and cached like the other tiny models: ``tiny:qwen3_vl_judge``,
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 VERSION = 1
 
 
 @dataclass(frozen=True)
 class Recipe:
-    base: str  # a reedit.tiny_vlm.TINY_VLMS name
+    base: str  # a reedit.testing.vlms.FAMILIES name
     kind: str  # judge | refiner
     groups: int  # (source, instruction, category) groups, each with a scene and a noise edit
     steps: int
@@ -213,8 +217,8 @@ def pairs(kind: str, folder: Path, rng: random.Random, groups: int) -> list[tupl
     from reedit.models.vlm.transformers_vl import to_hf_messages
     from reedit.refiner import CritiqueRequest, Refiner
 
-    refiner = Refiner(None, "v1", 0, 0, 1)  # type: ignore[arg-type]  # only builds prompts
-    judge = Judge(None, "v1", list(JUDGE_GOOD), 0, 0, 1, cache=False)  # type: ignore[arg-type]
+    refiner = Refiner(prompt_version="v1")  # no backend: it only builds the prompts
+    judge = Judge(prompt_version="v1", metrics=list(JUDGE_GOOD), cache=False)
     scenes, noises = _images(folder, groups, rng)
     out = []
     for g in range(groups):
@@ -263,7 +267,7 @@ def train(name: str, path: str | Path, seed: int | None = None) -> Path:
 
     ``seed`` (default: the recipe's) drives the initial weights, the images and the order."""
     from reedit.prompts import templates
-    from reedit.tiny_vlm import build_vlm, finetune
+    from reedit.testing.vlms import build_vlm, finetune
 
     recipe = RECIPES[name]
     seed = recipe.seed if seed is None else seed
@@ -300,3 +304,20 @@ def signature(name: str) -> str:
         CRITIQUE_BAD,
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def ensure_trained(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The cached trained ``name``, built and trained on first use (and when its recipe
+    changed: :func:`signature`)."""
+    from reedit.testing.vlms import ensure_built
+
+    if name not in RECIPES:
+        raise ValueError(f"unknown trained tiny VLM {name!r}; expected one of {', '.join(RECIPES)}")
+
+    def build(folder: Path) -> None:
+        log.info(
+            "training the tiny %s once (under a minute on the CPU; cached for later runs)", name
+        )
+        train(name, folder)
+
+    return ensure_built(name, build, signature(name), root)

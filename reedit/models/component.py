@@ -1,0 +1,84 @@
+"""What every model shares (an editor or a VLM backend): settings declared once, the run's GPUs,
+a path resolver, and a load-once life cycle.
+
+``gpus`` (the run's top-level list) and ``locate`` (turns a configured model path into one to
+load: the run resolves ``tiny:<name>`` test models there) are given at construction, never set
+afterwards. Heavy imports happen in :meth:`Model._load`, never at module import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from reedit.settings import SettingsBase, runtime_field
+
+log = logging.getLogger(__name__)
+
+
+def unchanged(path: str) -> str:
+    return path
+
+
+class Model:
+    """A model behind reedit's interfaces. Every constructor value comes from its YAML."""
+
+    @dataclass
+    class Settings(SettingsBase):
+        batch_size: int = runtime_field(1)  # requests per model call
+        # Where the model runs (reedit.runtime): inprocess, or a worker in another environment.
+        runtime: Any = runtime_field("inprocess")
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.batch_size < 1:
+                raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    kind: ClassVar[str] = "model"  # in log lines: "loading <kind> <class>"
+    honours: ClassVar[frozenset[str]] = frozenset()  # the shared knobs it uses (settings.knob)
+
+    def __init__(
+        self,
+        settings: Any = None,
+        *,
+        gpus: Sequence[int] = (),
+        locate: Callable[[str], str] | None = None,
+        **values: Any,
+    ) -> None:
+        if settings is None:
+            settings = self.Settings(**values)
+        elif values:
+            raise TypeError(f"{type(self).__name__}: give settings or keyword values, not both")
+        self.settings = settings
+        self.gpus = list(gpus)  # empty: the CPU
+        self.locate = locate or unchanged
+        self.loaded = False
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.batch_size
+
+    def load(self) -> None:
+        """Load the model once (a second call is a no-op)."""
+        if self.loaded:
+            return
+        t0 = time.perf_counter()
+        log.info("loading %s %s", self.kind, type(self).__name__)
+        self._load()
+        self.loaded = True
+        log.info("loaded %s in %.2f s", type(self).__name__, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        """Free the model; a later :meth:`load` loads it again."""
+        if self.loaded:
+            self._close()
+            self.loaded = False
+
+    def _load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights (heavy imports go here)."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release weights and device memory."""

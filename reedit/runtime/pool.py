@@ -1,0 +1,51 @@
+"""The run's models: each opened through the runtime seam and loaded at its first use, once per
+run, and released when the run says (the run knows the stage order; stages never release)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from reedit.config import ReeditError, Spec
+from reedit.runtime import Placement, open_model
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(ReeditError):
+    """A model could not be loaded (the message names the config group and the cause)."""
+
+
+class ModelPool:
+    def __init__(self, specs: dict[str, Spec | None], placement: Placement) -> None:
+        self.specs = specs
+        self.placement = placement
+        self._open: dict[str, Any] = {}
+
+    def get(self, group: str) -> Any:
+        """The loaded model of a config group (model, executor, refiner, judge)."""
+        if group not in self._open:
+            spec = self.specs.get(group)
+            if spec is None:
+                raise ReeditError(f"{group}: no model is configured (it is set to none)")
+            obj = open_model(spec, self.placement)
+            try:
+                obj.load()
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"{group}: loading {spec.target} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            self._open[group] = obj
+        return self._open[group]
+
+    def is_loaded(self, group: str) -> bool:
+        return group in self._open
+
+    def release(self, group: str) -> None:
+        obj = self._open.pop(group, None)
+        if obj is not None:
+            obj.close()
+
+    def release_all(self) -> None:
+        for group in list(self._open):
+            self.release(group)

@@ -1,0 +1,177 @@
+"""The one stage loop. A stage is a declaration (its name, model group, payload type, how it builds
+its units, calls its model on a chunk and turns a result into a record); :func:`drive` does the
+rest for every stage: resume planning, "nothing to do -> no model loaded", the model from the
+run's pool, the progress bar, chunking, the background image writer, appending records and the
+error-rate check.
+
+``shard`` says which of the pending units this process takes and which records file it appends
+to (today: all of them, ``records/<stage>.jsonl``); ranks plug in there.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from reedit.data.base import Sample
+from reedit.layout import RunLayout
+from reedit.records import PAYLOADS, ArtefactWriter, Record
+from reedit.runtime.pool import ModelPool
+from reedit.stages.inputs import Upstream
+from reedit.stages.resume import ResumePlan
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False)
+class Unit:
+    """One unit of work; stages add their own fields (frozen dataclasses)."""
+
+    key: str
+    sample: Sample
+
+    @property
+    def kind(self) -> str:
+        """The fingerprint kind of this unit (edit, analyze/r1, judge/primary, ...)."""
+        raise NotImplementedError
+
+    @property
+    def substituted(self) -> str | None:
+        return None
+
+
+@dataclass
+class Output:
+    """A unit's record, and the image to write first (at ``path``) when it made one."""
+
+    record: Record
+    image: Any = None
+    path: Path | None = None
+
+
+@dataclass
+class Workspace:
+    """What every stage of a run shares."""
+
+    samples: list[Sample]
+    layout: RunLayout
+    plan: ResumePlan
+    pool: ModelPool
+    names: dict[str, str] = field(default_factory=dict)  # group -> option name
+    compat: bool = False  # the reference's substitutions (compat.upstream_failures)
+    progress: bool = True
+    png_compress_level: int = 1
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which of the pending units this process takes, and the records file it appends to."""
+
+    rank: int | None = None  # None: the only process (records/<stage>.jsonl)
+
+    def take(self, pending: list[Unit]) -> list[Unit]:
+        return pending
+
+
+ALL = Shard()
+
+
+class Stage(abc.ABC):
+    name: ClassVar[str]  # records/<name>.jsonl (its payload: reedit.records.PAYLOADS[name])
+    group: ClassVar[str]  # the config group of its model
+    noun: ClassVar[str] = "units"  # for the log: "<n> <noun> to <verb>"
+    verb: ClassVar[str] = "do"
+    round: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.round is None else f"{self.name} r{self.round}"
+
+    @abc.abstractmethod
+    def units(self, upstream: Upstream) -> list[Unit]:
+        """Every unit this stage has, from the samples and the earlier stages' records."""
+
+    @abc.abstractmethod
+    def call(self, model: Any, units: list[Unit]) -> list[Any]:
+        """The model's results for a chunk of units, in order."""
+
+    @abc.abstractmethod
+    def output(self, unit: Unit, result: Any, model: Any, ws: Workspace) -> Output:
+        """A unit's record (its fingerprint is set by the driver)."""
+
+    def chunk_size(self, model: Any) -> int:
+        return model.batch_size
+
+    def order(self, units: list[Unit]) -> list[Unit]:
+        return units
+
+    def note(self, upstream: Upstream, units: list[Unit]) -> str:
+        """More for the stage's log line (e.g. samples without an input)."""
+        return ""
+
+
+def record(unit: Unit, status: str, payload: Any, **fields: Any) -> Record:
+    """A unit's record with the shared fields taken from the unit."""
+    s = unit.sample
+    return Record(unit.key, s.id, s.category, status, payload, **fields)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), max(1, size)):
+        yield list(items[start : start + size])
+
+
+def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
+    """Run a stage's pending units (those of ``shard``) and record each."""
+    upstream = Upstream(ws.samples, ws.layout, ws.plan, ws.compat)
+    units = stage.units(upstream)
+    store = ws.plan.open_store(stage.name, shard.rank)
+    payload = PAYLOADS[stage.name]
+    pending = ws.plan.pending(stage.name, store.records(payload), units)
+    note = stage.note(upstream, units)
+    if not pending:
+        log.info("%s: nothing to do (%d %s done%s)", stage.label, len(units), stage.noun, note)
+        return
+    log.info(
+        "%s: %d of %d %s to %s%s", stage.label, len(pending), len(units), stage.noun, stage.verb,
+        note,
+    )  # fmt: skip
+    mine = stage.order(shard.take(pending))
+    writer = ArtefactWriter(store, compress_level=ws.png_compress_level)
+    try:
+        model = ws.pool.get(stage.group)
+        with _progress(stage.label, len(mine), ws.progress) as bar:
+            for chunk in chunks(mine, stage.chunk_size(model)):
+                for unit, result in zip(chunk, stage.call(model, chunk)):
+                    out = stage.output(unit, result, model, ws)
+                    out.record.fingerprint = ws.plan.expected(unit.kind, unit.substituted)
+                    if out.image is not None:  # the record follows its image
+                        writer.submit(out.image, out.path, out.record)
+                    else:
+                        store.append(out.record)
+                    bar.update(1)
+    finally:
+        try:
+            writer.close()
+        finally:
+            store.close()
+    ws.plan.check_error_rate(stage.name, store.records(payload), [u.key for u in units])
+
+
+def _progress(label: str, total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=label,
+        unit="unit",
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )

@@ -1,0 +1,180 @@
+"""The resume plan: what every unit's record must carry (its fingerprint), which units are still to
+do, starting stages afresh, and the error-rate check.
+
+A unit's fingerprint hashes the settings that decide its output — the component's output fields
+(``reedit.settings``: runtime fields left out), the seed rule, and the fingerprint of its input —
+so a finished unit is redone exactly when something that changes it changed. Runs written before
+settings carried their own marks left out a fixed list of key names instead; their records are
+recognised (:data:`LEGACY_RUNTIME_KEYS`), so an older run folder resumes without redoing work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reedit.config import ConfigError, ReeditError, Spec
+from reedit.layout import labels, round_label
+from reedit.records import ERROR, Record, RecordStore, fingerprint
+from reedit.schema import STAGES
+from reedit.seeds import SeedRule
+
+log = logging.getLogger(__name__)
+
+# What fingerprints left out, by name at any depth, before settings were marked (reedit 0.1).
+LEGACY_RUNTIME_KEYS = frozenset(
+    {
+        "batch_size",
+        "parallel",
+        "runtime",
+        "device_ids",
+        "disable_progress_bar",
+        "use_cpu_offload",
+        "max_concurrency",
+        "timeout",
+        "cache",
+        "cache_dir",
+    }
+)
+
+
+class StageFailed(ReeditError):
+    """A stage's error share exceeded ``max_error_rate`` (its records are written)."""
+
+
+class ConfigMismatch(ReeditError):
+    """Existing records were made with another configuration."""
+
+
+def _legacy(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _legacy(v) for k, v in tree.items() if k not in LEGACY_RUNTIME_KEYS}
+    if isinstance(tree, list):
+        return [_legacy(v) for v in tree]
+    return tree
+
+
+def _trees(specs: dict[str, Spec | None], legacy: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for group, spec in specs.items():
+        if spec is None:
+            out[group] = None
+        elif legacy:
+            out[group] = _legacy(spec.tree())
+        else:
+            out[group] = spec.output_tree()
+    if out.get("judge"):
+        out["judge"] = {k: v for k, v in out["judge"].items() if k != "metrics"}
+    return out
+
+
+def unit_fingerprints(
+    specs: dict[str, Spec | None], seeds: SeedRule, mode: str, rounds: int, legacy: bool = False
+) -> dict[str, str]:
+    """The fingerprint of every unit kind: edit, analyze/r, refine/r, judge/<label>, and of each
+    image label (what a judgement of it depends on)."""
+    t = _trees(specs, legacy)
+    seed = {"seed": seeds.seed, "seed_mode": seeds.mode}
+    fp = {"edit": fingerprint({"model": t["model"], **seed})}
+    fp["primary"] = previous = fp["edit"]
+    for r in range(1, rounds + 1):
+        fp[f"analyze/r{r}"] = fingerprint({"refiner": t["refiner"], "input": previous})
+        fp[f"refine/r{r}"] = fingerprint(
+            {"executor": t["executor"], "mode": mode, **seed, "analyze": fp[f"analyze/r{r}"]}
+        )
+        fp[round_label(r)] = previous = fp[f"refine/r{r}"]
+    for label in labels(rounds):
+        fp[f"judge/{label}"] = fingerprint({"judge": t["judge"], "image": fp[label]})
+    return fp
+
+
+def unit_fp(base: str, substituted: str | None) -> str:
+    """A unit's fingerprint: its kind's, marked when its input is a compat substitute."""
+    return fingerprint([base, "substituted", substituted]) if substituted else base
+
+
+class ResumePlan:
+    """Which units of a stage are to do, given its records and the current fingerprints."""
+
+    def __init__(
+        self,
+        root: Path,
+        current: dict[str, str],
+        legacy: dict[str, str] | None = None,
+        *,
+        fresh: Sequence[str] = (),
+        retry_errors: bool = False,
+        max_error_rate: float = 1.0,
+    ) -> None:
+        for name in fresh:
+            if name not in STAGES:
+                raise ConfigError(f"fresh: unknown stage '{name}'; stages are {list(STAGES)}")
+        first = min((STAGES.index(s) for s in fresh), default=len(STAGES))
+        # A stage started afresh makes every later stage's stale records redoable.
+        self.redo_stale = set(STAGES[first:])
+        self.fresh = set(fresh)
+        self.archived: set[str] = set()
+        self.root = Path(root)
+        self.current, self.legacy = current, legacy or {}
+        self.retry_errors, self.max_error_rate = retry_errors, max_error_rate
+
+    def expected(self, kind: str, substituted: str | None = None) -> str:
+        """The fingerprint a new record of this unit kind carries."""
+        return unit_fp(self.current[kind], substituted)
+
+    def accepts(self, kind: str, substituted: str | None, fp: str | None) -> bool:
+        """Whether a record's fingerprint is that of the current settings (or of the same
+        settings written by an older version)."""
+        if fp == unit_fp(self.current[kind], substituted):
+            return True
+        return kind in self.legacy and fp == unit_fp(self.legacy[kind], substituted)
+
+    def open_store(self, stage: str, rank: int | None = None) -> RecordStore:
+        store = RecordStore(self.root, stage, rank)
+        if stage in self.fresh and stage not in self.archived and store.files():
+            self.archived.add(stage)
+            moved = store.archive()
+            log.info("%s: starting afresh; archived %s", stage, ", ".join(map(str, moved)))
+        return store
+
+    def pending(self, stage: str, existing: dict[str, Record], units: Sequence[Any]) -> list[Any]:
+        """The units still to do: no record, a record of other settings, or (``retry_errors``)
+        an error record. A record of other settings is refused unless the stage is redone
+        (``fresh``) or its input was a compat substitute (redone once the real input exists)."""
+        current = {u.key for u in units if u.key in existing and self._is_current(u, existing)}
+        stale = [
+            u.key
+            for u in units
+            if u.key in existing and u.key not in current and not existing[u.key].substituted
+        ]
+        if stale and stage not in self.redo_stale:
+            raise ConfigMismatch(
+                f"{stage}: {len(stale)} record(s) in {self.root} were made with a different "
+                f"configuration (e.g. '{stale[0]}'); refusing to mix them with new ones. Add "
+                f"fresh=[{stage}] to start the stage afresh (old records are archived), or "
+                "choose another run_dir."
+            )
+        return [
+            u
+            for u in units
+            if u.key not in current or (self.retry_errors and existing[u.key].status == ERROR)
+        ]
+
+    def _is_current(self, unit: Any, existing: dict[str, Record]) -> bool:
+        return self.accepts(unit.kind, unit.substituted, existing[unit.key].fingerprint)
+
+    def check_error_rate(self, stage: str, records: dict[str, Record], keys: Iterable[str]) -> None:
+        keys = list(keys)
+        errors = [k for k in keys if k in records and records[k].status == ERROR]
+        if keys and len(errors) / len(keys) > self.max_error_rate:
+            first = records[errors[0]]
+            raise StageFailed(
+                f"{stage}: {len(errors)} of {len(keys)} units failed "
+                f"({100 * len(errors) / len(keys):.1f} % > max_error_rate "
+                f"{100 * self.max_error_rate:.1f} %); first: {errors[0]}: "
+                f"{first.error_type}: {first.error}. Records are kept in "
+                f"{self.root / 'records'}; rerun with run_dir={self.root} "
+                "retry_errors=true after fixing the cause."
+            )
