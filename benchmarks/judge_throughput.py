@@ -53,7 +53,6 @@ def main() -> dict:
             vlm.load()
             judge = Judge(
                 vlm=vlm,
-                prompt_version="v1",
                 metrics=["dimension", "if", "sc"],
                 retries=0,
                 max_new_tokens=32,
@@ -81,22 +80,18 @@ def main() -> dict:
         )
         Judge(
             vlm=vlm,
-            prompt_version="v1",
             metrics=["dimension", "if", "sc"],
             retries=0,
             max_new_tokens=32,
-            batch_size=8,
             cache_dir=str(cache_dir),
         ).judge(reqs)
         hits = []
         for _ in range(5):
             fresh = Judge(
                 vlm=vlm,
-                prompt_version="v1",
                 metrics=["dimension", "if", "sc"],
                 retries=0,
                 max_new_tokens=32,
-                batch_size=8,
                 cache_dir=str(cache_dir),
             )
             t0 = time.perf_counter()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from reedit.data.base import Sample
 from reedit.judge_cache import JudgeCache
 from reedit.models.vlm.base import VLM, Answer, VLMReply, ask, image, take_reply, text
 from reedit.parsing import JudgeValue, parse_judge_reply
@@ -30,6 +32,21 @@ class JudgeRequest:
     instruction: str
     description: str = ""
     rationale: str = ""
+
+    @classmethod
+    def of(cls, key: str, metric: str, sample: Sample, edited: str | Path) -> JudgeRequest:
+        """A judgement of ``edited`` as an edit of ``sample``."""
+        s = sample
+        return cls(
+            key,
+            metric,
+            s.category,
+            str(s.source_path),
+            str(edited),
+            s.instruction,
+            s.description,
+            s.rationale,
+        )
 
 
 def criteria(version: str, category: str) -> str:

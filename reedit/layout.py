@@ -34,6 +34,16 @@ def key_round(key: str) -> int:
     return int(key.rsplit("/r", 1)[1])
 
 
+def round_kind(stage: str, r: int) -> str:
+    """The fingerprint kind of a round's units: analyze/r1, refine/r2, ..."""
+    return f"{stage}/r{r}"
+
+
+def judgement_kind(label: str) -> str:
+    """The fingerprint kind of the judgements of one image label: judge/primary, ..."""
+    return f"judge/{label}"
+
+
 def round_label(r: int) -> str:
     """Image label of refinement round r: refined, refined_r2, ..."""
     return "refined" if r == 1 else f"refined_r{r}"

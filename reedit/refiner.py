@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from reedit.data.base import Sample
 from reedit.models.vlm.base import VLM, Answer, ask, image, text
 from reedit.parsing import parse_critique
 from reedit.prompts import load_prompt
@@ -21,6 +23,11 @@ class CritiqueRequest:
     source_path: str
     edited_path: str
     instruction: str
+
+    @classmethod
+    def of(cls, key: str, sample: Sample, edited: str | Path) -> CritiqueRequest:
+        """A critique of ``edited`` as an edit of ``sample``."""
+        return cls(key, str(sample.source_path), str(edited), sample.instruction)
 
 
 class Refiner:

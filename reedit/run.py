@@ -86,9 +86,16 @@ def setup(cfg: DictConfig) -> Setup:
     if dataset is None or logger is None:
         raise ConfigError("dataset and logger need a _target_")
     return Setup(
-        cfg, tuple(cfg.stages), seeds, int(cfg.refine.rounds), str(cfg.refine.mode), gpus,
-        specs, dataset, logger,
-    )  # fmt: skip
+        cfg,
+        tuple(cfg.stages),
+        seeds,
+        int(cfg.refine.rounds),
+        str(cfg.refine.mode),
+        gpus,
+        specs,
+        dataset,
+        logger,
+    )
 
 
 def _hydra_context() -> tuple[Path | None, dict[str, str]]:

@@ -22,6 +22,21 @@ if str(TESTS) not in sys.path:  # the test doubles' module, for `_target_: doubl
 
 TEST_CONF = f"file://{TESTS / 'conf'}"
 
+# Every stage on the real tiny models: the identity editor keeps the demo's scenes, the trained
+# refiner asks to polish them, the tiny FLUX.2 executor turns them into noise, and the trained
+# judge tells scenes from noise.
+REAL_MODELS = (
+    "dataset=demo",
+    "model=identity",
+    "executor=tiny_flux2",
+    "refiner=tiny_qwen25_vl_refiner",
+    "judge=tiny_qwen3_vl_judge",
+    "judge.cache=false",
+    "progress=false",
+)
+# Fault injection: the scripted refiner and judge (tests/doubles.py) fail on demand.
+SCRIPTED = ("dataset=demo", "refiner=scripted", "judge=scripted", "progress=false")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):

@@ -10,6 +10,8 @@ import pytest
 from conftest import TEST_CONF, reedit_env
 from PIL import Image
 
+from reedit.records import RecordStore
+
 
 @pytest.fixture
 def picture(tmp_path):
@@ -129,3 +131,48 @@ def test_a_model_that_cannot_load_is_a_clear_error(tmp_path, picture):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "model: loading reedit.models.editors.flux2.Flux2Editor failed" in proc.stderr
+
+
+def test_the_tool_is_a_one_sample_run_with_the_seeds_of_a_run_of_that_image(tmp_path, scene):
+    """+experiment=demo composes with the tool; the tool and a run of a folder dataset holding the
+    same image (its id: the file stem) make the same edits, records and layout."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "lamp.png").write_bytes(scene.read_bytes())
+    line = {"image": "lamp.png", "instruction": "Move the lamp to the left", "category": "causal"}
+    (data / "samples.jsonl").write_text(json.dumps(line) + "\n")
+    run_dir = tmp_path / "run"
+    args = ["+experiment=demo", "dataset=folder", f"dataset.root={data}", f"run_dir={run_dir}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "reedit", *args, "stages=[edit,analyze,refine]"],
+        cwd=tmp_path,
+        env=reedit_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "tool"
+    proc = tool(
+        "+experiment=demo",
+        f"image={data / 'lamp.png'}",
+        "instruction=Move the lamp to the left",
+        "category=causal",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    images = run_dir / "images" / "causal" / "lamp"
+    assert (out / "images" / "causal" / "lamp" / "primary.png").read_bytes() == (
+        images / "primary.png"
+    ).read_bytes()
+    assert (out / "primary.png").read_bytes() == (images / "primary.png").read_bytes()
+    assert (out / "refined.png").read_bytes() == (images / "refined.png").read_bytes()
+    for stage in ("edit", "analyze", "refine"):
+        (mine,) = RecordStore(out, stage).load().values()
+        (theirs,) = RecordStore(run_dir, stage).load().values()
+        for volatile in ("time", "seconds", "input"):  # `input`: a path inside each folder
+            mine.pop(volatile, None), theirs.pop(volatile, None)
+        assert mine == theirs, stage
+    critique = json.loads((out / "critique.json").read_text())
+    assert critique["status"] == "ok" and critique["re_edit"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REAL_MODELS
 from doubles import ScriptedVLM
 from PIL import Image
 
@@ -14,15 +15,7 @@ from reedit.testing import locate
 
 def test_second_run_sharing_edits_computes_no_judgement(compose, tmp_path):
     """On the real trained tiny judge: every judgement of a second run is replayed."""
-    real = (
-        "dataset=demo",
-        "model=identity",
-        "refiner=tiny_qwen25_vl_refiner",
-        "executor=identity",
-        "judge=tiny_qwen3_vl_judge",
-        "progress=false",
-        "report.bootstrap=50",
-    )
+    real = (*REAL_MODELS, "executor=identity", "report.bootstrap=50")
     cache = ("judge.cache=true", f"judge.cache_dir={tmp_path / 'cache'}")
     first = run(compose(*real, *cache), run_dir=tmp_path / "a")
     a = RecordStore(tmp_path / "a", "judge").load()
@@ -49,7 +42,6 @@ def test_changing_the_prompt_or_judge_invalidates(tmp_path):
     def judge(vlm, **kw):
         return Judge(
             vlm=vlm,
-            prompt_version="v1",
             metrics=["if"],
             retries=1,
             max_new_tokens=16,
@@ -82,50 +74,23 @@ def test_backend_errors_are_not_cached_but_unscored_replies_are(tmp_path):
     Image.new("RGB", (8, 8), "red").save(src)
     cache = str(tmp_path / "cache")
     req = JudgeRequest("k", "dimension", "physical", str(src), str(src), "Tip it over")
+
+    def judge(vlm, retries):
+        kw = dict(metrics=["dimension"], max_new_tokens=16, batch_size=4, cache_dir=cache)
+        return Judge(vlm=vlm, retries=retries, **kw)
+
     failing = ScriptedVLM(fail=["Tip"])
-    (a,) = Judge(
-        vlm=failing,
-        prompt_version="v1",
-        metrics=["dimension"],
-        retries=0,
-        max_new_tokens=16,
-        batch_size=4,
-        cache_dir=cache,
-    ).judge([req])
+    (a,) = judge(failing, 0).judge([req])
     assert a.status == "error"
     healthy = ScriptedVLM(fail=["Tip"])
     healthy.fail = []  # same fingerprint, the backend works again
-    (b,) = Judge(
-        vlm=healthy,
-        prompt_version="v1",
-        metrics=["dimension"],
-        retries=0,
-        max_new_tokens=16,
-        batch_size=4,
-        cache_dir=cache,
-    ).judge([req])
+    (b,) = judge(healthy, 0).judge([req])
     assert b.status == "ok" and not b.cached and len(healthy.calls) == 1
     garbage = ScriptedVLM(garbage=["Tip"])
-    (c,) = Judge(
-        vlm=garbage,
-        prompt_version="v1",
-        metrics=["dimension"],
-        retries=1,
-        max_new_tokens=16,
-        batch_size=4,
-        cache_dir=cache,
-    ).judge([req])
+    (c,) = judge(garbage, 1).judge([req])
     assert c.status == "unscored"
     replay = ScriptedVLM(garbage=["Tip"])
-    (d,) = Judge(
-        vlm=replay,
-        prompt_version="v1",
-        metrics=["dimension"],
-        retries=1,
-        max_new_tokens=16,
-        batch_size=4,
-        cache_dir=cache,
-    ).judge([req])
+    (d,) = judge(replay, 1).judge([req])
     assert d.cached and d.status == "unscored" and d.raw == c.raw and replay.calls == []
 
 

@@ -257,15 +257,7 @@ def test_api_key_from_the_env_var_only_and_never_in_replies_or_records(
         )
     )
     vlm = backend(server, api_key_env="REEDIT_TEST_OPENAI_KEY")
-    judge = Judge(
-        vlm=vlm,
-        prompt_version="v1",
-        metrics=["dimension"],
-        retries=0,
-        max_new_tokens=64,
-        batch_size=8,
-        cache=False,
-    )
+    judge = Judge(vlm=vlm, metrics=["dimension"], retries=0, max_new_tokens=64, cache=False)
     (ok,) = judge.judge([request(pictures)])
     (denied,) = judge.judge([request(pictures)])
     assert ok.status == "ok" and ok.value.value == "yes" and ok.model == SNAPSHOT
@@ -407,15 +399,7 @@ def test_a_refusal_is_unscored_with_its_reason_not_retried(serve, pictures):
     server = serve(
         sequence(Response(body=completion(None, message={"refusal": "I can't help with that."})))
     )
-    judge = Judge(
-        vlm=backend(server),
-        prompt_version="v1",
-        metrics=["dimension", "if"],
-        retries=2,
-        max_new_tokens=64,
-        batch_size=8,
-        cache=False,
-    )
+    judge = Judge(vlm=backend(server), metrics=["dimension", "if"], max_new_tokens=64, cache=False)
     reqs = [request(pictures, "a"), JudgeRequest("b", "if", "physical", *pictures, "x")]
     answers = judge.judge(reqs)
     for a in answers:
@@ -434,30 +418,18 @@ def test_a_content_filter_answer_is_unscored_with_the_categories(serve, pictures
         },
     )
     server = serve(sequence(Response(body=filtered)))
-    (a,) = Judge(
-        vlm=backend(server),
-        prompt_version="v1",
-        metrics=["dimension"],
-        retries=2,
-        max_new_tokens=64,
-        batch_size=8,
-        cache=False,
-    ).judge([request(pictures)])
+    (a,) = Judge(vlm=backend(server), metrics=["dimension"], max_new_tokens=64, cache=False).judge(
+        [request(pictures)]
+    )
     assert a.status == "unscored" and a.error_type == "ContentFilter"
     assert a.error == "finish_reason=content_filter (violence)" and a.attempts == 1
 
     # Azure filters a prompt with HTTP 400 and error.code content_filter.
     body = {"error": {"code": "content_filter", "message": "The prompt was filtered."}}
     server = serve(sequence(Response(400, body)))
-    (a,) = Judge(
-        vlm=backend(server),
-        prompt_version="v1",
-        metrics=["dimension"],
-        retries=2,
-        max_new_tokens=64,
-        batch_size=8,
-        cache=False,
-    ).judge([request(pictures)])
+    (a,) = Judge(vlm=backend(server), metrics=["dimension"], max_new_tokens=64, cache=False).judge(
+        [request(pictures)]
+    )
     assert a.status == "unscored" and a.error_type == "ContentFilter"
     assert "prompt was filtered" in a.error and len(server.requests) == 1
 
@@ -478,11 +450,8 @@ def test_logprobs_feed_the_logprob_decision(serve, pictures):
     assert vlm.supports_logprobs
     judge = Judge(
         vlm=vlm,
-        prompt_version="v1",
         metrics=["dimension"],
-        retries=2,
         max_new_tokens=64,
-        batch_size=8,
         decision="logprob",
         threshold=0.7,
         cache=False,
@@ -501,11 +470,8 @@ def test_logprob_decision_needs_logprobs_in_the_config(serve):
     with pytest.raises(ValueError, match="logprob"):
         Judge(
             vlm=backend(server),
-            prompt_version="v1",
             metrics=["dimension"],
-            retries=2,
             max_new_tokens=64,
-            batch_size=8,
             decision="logprob",
             cache=False,
         )
@@ -515,11 +481,8 @@ def test_an_endpoint_without_logprobs_leaves_the_verdict_unscored(serve, picture
     server = serve(sequence(Response(body=completion("yes"))))
     judge = Judge(
         vlm=backend(server, logprobs=True),
-        prompt_version="v1",
         metrics=["dimension"],
-        retries=2,
         max_new_tokens=64,
-        batch_size=8,
         decision="logprob",
         cache=False,
     )
@@ -659,13 +622,7 @@ def test_a_real_transformers_serve_answers_through_the_judge(transformers_serve,
         assert r.ok and isinstance(r.text, str), r  # random weights: any text, often empty
         assert r.model == SERVED_ID and r.extra["usage"]["completion_tokens"] <= 8
     judge = Judge(
-        vlm=vlm,
-        prompt_version="v1",
-        metrics=["dimension", "if"],
-        retries=0,
-        max_new_tokens=8,
-        batch_size=4,
-        cache=False,
+        vlm=vlm, metrics=["dimension", "if"], retries=0, max_new_tokens=8, batch_size=4, cache=False
     )
     reqs = [request(pictures, "a"), JudgeRequest("b", "if", "physical", *pictures, "x")]
     for a in judge.judge(reqs):
@@ -681,7 +638,6 @@ def test_transformers_serve_ignores_logprobs(transformers_serve, pictures):
     )
     judge = Judge(
         vlm=vlm,
-        prompt_version="v1",
         metrics=["dimension"],
         retries=0,
         max_new_tokens=8,

@@ -9,33 +9,14 @@ import json
 import logging
 
 import pytest
+from conftest import REAL_MODELS, SCRIPTED
 
 from reedit.records import RecordStore
 from reedit.run import run
 from reedit.stages.resume import ConfigMismatch, StageFailed
 
-# Real models: identity edits keep the demo scenes, the trained refiner asks to polish them, the
-# tiny FLUX.2 executor turns them into noise, and the trained judge tells scenes from noise.
-REAL = (
-    "dataset=demo",
-    "model=identity",
-    "executor=tiny_flux2",
-    "refiner=tiny_qwen25_vl_refiner",
-    "judge=tiny_qwen3_vl_judge",
-    "judge.cache=false",
-    "progress=false",
-    "report.bootstrap=200",
-)
-# Fault injection: doubles that fail on demand.
-FULL = (
-    "dataset=demo",
-    "model=slow_identity",
-    "executor=slow_identity",
-    "refiner=scripted",
-    "judge=scripted",
-    "progress=false",
-    "report.bootstrap=200",
-)
+REAL = (*REAL_MODELS, "report.bootstrap=200")
+FULL = (*SCRIPTED, "model=slow_identity", "executor=slow_identity", "report.bootstrap=200")
 POLISH = ["Improve the overall image quality."]  # the trained refiner's critique of a scene
 
 

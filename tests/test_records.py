@@ -299,3 +299,60 @@ def test_artefact_writer_failure_is_an_error_record(tmp_path: Path) -> None:
 def edit_record(key: str) -> records_mod.Record:
     payload = records_mod.EditOutput(seed=1, image=f"images/{key}.png", size=[4, 4])
     return records_mod.Record(key, key, "physical", "ok", payload)
+
+
+# ------------------------------------------------------------------------------- typed records
+OLD_JUDGEMENT = {  # a line as the pre-restructuring version wrote it
+    "key": "s1/primary/sc",
+    "sample_id": "s1",
+    "category": "physical",
+    "label": "primary",
+    "metric": "sc",
+    "status": "ok",
+    "fingerprint": "abc",
+    "seconds": 0.5,
+    "attempts": 1,
+    "cached": False,
+    "raw": ['{"score": [8, 9]}'],
+    "model": "tiny:qwen3_vl_judge",
+    "prompt_version": "v1",
+    "image": "/run/images/physical/s1/primary.png",
+    "substituted": None,
+    "value": [8, 9],
+    "reasoning": "fine",
+    "flags": [],
+    "stage": "judge",
+    "time": "2026-12-01T21:36:45",
+}
+
+
+def test_a_record_reads_and_writes_the_flat_json_it_always_had() -> None:
+    rec = records_mod.Record.from_json(OLD_JUDGEMENT, records_mod.JudgementOutput)
+    assert rec.payload.value == [8, 9] and rec.payload.label == "primary" and rec.ok
+    assert rec.to_json() == OLD_JUDGEMENT
+
+
+def test_fields_this_version_does_not_know_are_kept() -> None:
+    line = OLD_JUDGEMENT | {"added_later": {"x": 1}}
+    rec = records_mod.Record.from_json(line, records_mod.JudgementOutput)
+    assert rec.extra == {"added_later": {"x": 1}} and rec.to_json() == line
+
+
+def test_error_records_carry_the_error_and_no_value() -> None:
+    payload = records_mod.JudgementOutput(metric="if", value=7.0, reasoning="r", flags=[])
+    rec = records_mod.Record("s/primary/if", "s", "causal", "ok", payload)
+    assert {"value", "reasoning", "flags"} <= set(rec.to_json())
+    assert "error" not in rec.to_json() and "token_probs" not in rec.to_json()
+    rec.failed("RuntimeError", "boom")
+    out = rec.to_json()
+    assert (
+        out["status"] == "error" and out["error"] == "boom" and out["error_type"] == "RuntimeError"
+    )
+    assert not {"value", "reasoning", "flags"} & set(out)
+
+
+def test_the_store_reads_typed_records_of_older_lines(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path, "judge")
+    store.append(dict(OLD_JUDGEMENT))
+    (rec,) = store.records(records_mod.JudgementOutput).values()
+    assert rec.payload.value == [8, 9] and rec.fingerprint == "abc"

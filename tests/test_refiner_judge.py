@@ -20,13 +20,12 @@ def images(tmp_path):
 
 
 def refiner(vlm, retries=2):
-    return Refiner(vlm=vlm, prompt_version="v1", retries=retries, max_new_tokens=64, batch_size=2)
+    return Refiner(vlm=vlm, retries=retries, max_new_tokens=64, batch_size=2)
 
 
 def judge(vlm, retries=2):
     return Judge(
         vlm=vlm,
-        prompt_version="v1",
         metrics=["dimension", "if", "sc", "pq"],
         retries=retries,
         max_new_tokens=64,
@@ -109,7 +108,6 @@ def test_unknown_metric_and_prompt_version_fail_at_setup():
     with pytest.raises(ValueError, match=r"metrics: unknown \['aesthetics'\]"):
         Judge(
             vlm=ScriptedVLM(),
-            prompt_version="v1",
             metrics=["dimension", "aesthetics"],
             retries=1,
             max_new_tokens=8,
@@ -127,9 +125,7 @@ def test_lenient_by_default_strict_on_request(images):
     assert lenient.value.flags == ("repaired_json", "clamped")
     strict = Judge(
         vlm=ScriptedVLM(replies=['{"score": 12}'] * 3),
-        prompt_version="v1",
         metrics=["if"],
-        retries=2,
         max_new_tokens=64,
         batch_size=4,
         cache=False,

@@ -8,20 +8,13 @@ file lists), so that "fixing the cause" (deleting the file) leaves the configura
 from __future__ import annotations
 
 import pytest
+from conftest import SCRIPTED
 
 from reedit.records import RecordStore
 from reedit.run import run
 from reedit.stages.resume import StageFailed
 
-FULL = (
-    "dataset=demo",
-    "model=identity",
-    "executor=slow_identity",
-    "refiner=scripted",
-    "judge=scripted",
-    "progress=false",
-    "report.bootstrap=50",
-)
+FULL = (*SCRIPTED, "model=identity", "executor=slow_identity", "report.bootstrap=50")
 BAD = "00003_environmental_medium"  # its instruction: "Make it night."
 BAD_INSTRUCTION = "Make it night."
 

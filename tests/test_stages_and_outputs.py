@@ -7,22 +7,13 @@ import csv
 import json
 import logging
 
+from conftest import REAL_MODELS
 from digest import digest
 
 from reedit.records import RecordStore
 from reedit.run import run
 
-REAL = (
-    "dataset=demo",
-    "limit=1",
-    "model=identity",
-    "executor=tiny_flux2",
-    "refiner=tiny_qwen25_vl_refiner",
-    "judge=tiny_qwen3_vl_judge",
-    "judge.cache=false",
-    "progress=false",
-    "report.bootstrap=50",
-)
+REAL = (*REAL_MODELS, "limit=1", "report.bootstrap=50")
 
 
 def stage_files(run_dir) -> set[str]:

@@ -103,11 +103,9 @@ def test_trained_judge_scores_what_the_edit_is(cases):
 
     judge = Judge(
         vlm=_vlm("qwen3_vl_judge"),
-        prompt_version="v1",
         metrics=["dimension", "if", "sc"],
         retries=0,
         max_new_tokens=32,
-        batch_size=8,
         cache=False,
     )
     requests, truth = [], []
@@ -148,13 +146,7 @@ def test_trained_judge_scores_what_the_edit_is(cases):
 def test_trained_refiner_critiques_what_the_edit_is(cases):
     from reedit.refiner import CritiqueRequest, Refiner
 
-    refiner = Refiner(
-        vlm=_vlm("qwen25_vl_refiner"),
-        prompt_version="v1",
-        retries=0,
-        max_new_tokens=96,
-        batch_size=8,
-    )
+    refiner = Refiner(vlm=_vlm("qwen25_vl_refiner"), retries=0, max_new_tokens=96)
     requests = [
         CritiqueRequest(str(i), source, edited, record["edit_instruction_en"])
         for i, (record, source, edited, _) in enumerate(cases)

@@ -93,18 +93,7 @@ def demo_edits(tmp_path_factory):
         noisy = folder / f"{s.id}.png"
         noise(rng, (256, 256)).save(noisy)
         for kind, edited in (("scene", s.source_path), ("noise", noisy)):
-            out.append(
-                JudgeRequest(
-                    f"{s.id}/{kind}",
-                    "dimension",
-                    s.category,
-                    str(s.source_path),
-                    str(edited),
-                    s.instruction,
-                    s.description,
-                    s.rationale,
-                )
-            )
+            out.append(JudgeRequest.of(f"{s.id}/{kind}", "dimension", s, edited))
     return out
 
 
@@ -122,11 +111,9 @@ def test_logprob_decision_reads_the_trained_judges_probabilities(demo_edits):
     )
     judge = Judge(
         vlm=vlm,
-        prompt_version="v1",
         metrics=["dimension"],
         retries=0,
         max_new_tokens=16,
-        batch_size=8,
         decision="logprob",
         cache=False,
     )
@@ -156,7 +143,6 @@ def test_logprob_needs_a_backend_that_has_probabilities():
     with pytest.raises(ValueError, match="judge.decision=logprob"):
         Judge(
             vlm=ScriptedVLM(),
-            prompt_version="v1",
             metrics=["dimension"],
             retries=1,
             max_new_tokens=8,

@@ -292,10 +292,7 @@ def test_judge_logprob_decision_sends_one_call_per_metric(pictures):
     vlm = backend()
     judge = Judge(
         vlm=vlm,
-        prompt_version="v1",
         metrics=["dimension"],
-        retries=2,
-        max_new_tokens=512,
         batch_size=100000,
         decision="logprob",
         threshold=0.5,
@@ -316,7 +313,6 @@ def test_judge_logprob_decision_sends_one_call_per_metric(pictures):
 def test_every_metric_of_a_stage_goes_in_one_engine_call(pictures):
     judge = Judge(
         vlm=backend(),
-        prompt_version="v1",
         metrics=["dimension", "if", "sc"],
         retries=0,
         max_new_tokens=64,

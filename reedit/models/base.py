@@ -8,10 +8,12 @@ error result; adapters implement only :meth:`Editor._edit` (the model call), dec
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reedit.models.component import Model
@@ -25,9 +27,22 @@ class EditRequest:
     key: str  # the unit of work ("<sample_id>" or "<sample_id>/r1")
     sample_id: str
     category: str
-    image: Any  # PIL.Image.Image, RGB
+    image: Any  # PIL.Image.Image (RGB), or the path of an image file (decoded by edit())
     instruction: str
     seed: int
+
+
+@dataclass
+class StepsRequest:
+    """An image edited with several instructions, one after the other, each step on the previous
+    step's result (``refine.mode=sequential``); one seed per step."""
+
+    key: str
+    sample_id: str
+    category: str
+    image: Any  # as EditRequest.image
+    instructions: list[str]
+    seeds: list[int]
 
 
 @dataclass
@@ -40,6 +55,10 @@ class EditResult:
     @property
     def ok(self) -> bool:
         return self.image is not None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "error"
 
 
 class Editor(Model):
@@ -67,13 +86,20 @@ class Editor(Model):
         """Edit a batch of valid requests; return one PIL image per request, in order."""
 
     def edit(self, requests: Sequence[EditRequest]) -> list[EditResult]:
-        """Edit every request; a bad request or a failing sample becomes an error result."""
+        """Edit every request; an image that cannot be read, a bad request or a failing sample
+        becomes an error result."""
         if not self.loaded:
             self.load()
         results: list[EditResult | None] = [None] * len(requests)
         valid: list[int] = []
+        requests = list(requests)
         for i, req in enumerate(requests):
-            problem = _validate(req)
+            try:
+                requests[i] = dataclasses.replace(req, image=decoded(req.image))
+            except Exception as exc:  # an undecodable input is this request's error
+                results[i] = EditResult(None, 0.0, type(exc).__name__, str(exc))
+                continue
+            problem = _validate(requests[i])
             if problem:
                 results[i] = EditResult(None, 0.0, "InvalidRequest", problem)
             else:
@@ -83,6 +109,44 @@ class Editor(Model):
             for i, res in zip(chunk, self._run_chunk([requests[i] for i in chunk])):
                 results[i] = res
         return [r for r in results if r is not None]
+
+    def edit_steps(self, requests: Sequence[StepsRequest]) -> list[EditResult]:
+        """Edit each image with its instructions in turn; the i-th steps of all requests go to
+        :meth:`edit` together. A failing step ends its request with that step's error."""
+        current: list[Any] = []
+        results: list[EditResult | None] = []
+        for r in requests:
+            try:
+                current.append(decoded(r.image))
+                results.append(None)
+            except Exception as exc:  # an undecodable input is this request's error
+                current.append(None)
+                results.append(EditResult(None, 0.0, type(exc).__name__, str(exc)))
+        seconds = [0.0] * len(requests)
+        for step in range(max((len(r.instructions) for r in requests), default=0)):
+            idx = [
+                i
+                for i, r in enumerate(requests)
+                if step < len(r.instructions) and results[i] is None
+            ]
+            batch = [
+                EditRequest(
+                    f"{requests[i].key}/s{step}",
+                    requests[i].sample_id,
+                    requests[i].category,
+                    current[i],
+                    requests[i].instructions[step],
+                    requests[i].seeds[step],
+                )
+                for i in idx
+            ]
+            for i, res in zip(idx, self.edit(batch)):
+                seconds[i] += res.seconds
+                if res.ok:
+                    current[i] = res.image
+                else:
+                    results[i] = res
+        return [r or EditResult(current[i], seconds[i]) for i, r in enumerate(results)]
 
     def _run_chunk(self, batch: list[EditRequest]) -> list[EditResult]:
         t0 = time.perf_counter()
@@ -107,6 +171,15 @@ class Editor(Model):
             else:
                 out.append(EditResult(img if img.mode == "RGB" else img.convert("RGB"), seconds))
         return out
+
+
+def decoded(image: Any) -> Any:
+    """A PIL image as it is; a path as the image its file holds (RGB)."""
+    if isinstance(image, (str, Path)):
+        from reedit.data.images import decode_image_bytes
+
+        return decode_image_bytes(Path(image).read_bytes())
+    return image
 
 
 def _validate(req: EditRequest) -> str | None:

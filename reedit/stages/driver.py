@@ -22,7 +22,7 @@ from reedit.data.base import Sample
 from reedit.layout import RunLayout
 from reedit.records import PAYLOADS, ArtefactWriter, Record
 from reedit.runtime.pool import ModelPool
-from reedit.stages.inputs import Upstream
+from reedit.stages.inputs import Source, Upstream
 from reedit.stages.resume import ResumePlan
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ class Unit:
     @property
     def substituted(self) -> str | None:
         return None
+
+
+@dataclass(frozen=True, eq=False)
+class ImageUnit(Unit):
+    """A unit that works on an image an earlier stage made (or, under compat, its stand-in)."""
+
+    input: Source | None = None
+
+    @property
+    def substituted(self) -> str | None:
+        return self.input.substituted
 
 
 @dataclass
@@ -116,10 +127,21 @@ class Stage(abc.ABC):
         return ""
 
 
-def record(unit: Unit, status: str, payload: Any, **fields: Any) -> Record:
-    """A unit's record with the shared fields taken from the unit."""
+def record(unit: Unit, result: Any, payload: Any, model: str | None = None) -> Record:
+    """A unit's record: the shared fields from the unit and from the model's result (an
+    EditResult or a VLM Answer: status, seconds, errors, and the answering model)."""
     s = unit.sample
-    return Record(unit.key, s.id, s.category, status, payload, **fields)
+    return Record(
+        unit.key,
+        s.id,
+        s.category,
+        result.status,
+        payload,
+        seconds=round(result.seconds, 4),
+        model=model or getattr(result, "model", None),
+        error_type=result.error_type,
+        error=result.error,
+    )
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -139,9 +161,14 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
         log.info("%s: nothing to do (%d %s done%s)", stage.label, len(units), stage.noun, note)
         return
     log.info(
-        "%s: %d of %d %s to %s%s", stage.label, len(pending), len(units), stage.noun, stage.verb,
+        "%s: %d of %d %s to %s%s",
+        stage.label,
+        len(pending),
+        len(units),
+        stage.noun,
+        stage.verb,
         note,
-    )  # fmt: skip
+    )
     mine = stage.order(shard.take(pending))
     writer = ArtefactWriter(store, compress_level=ws.png_compress_level)
     try:

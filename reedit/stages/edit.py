@@ -7,7 +7,7 @@ from typing import Any
 
 from reedit.layout import PRIMARY, edit_key
 from reedit.models.base import EditRequest, EditResult
-from reedit.records import ERROR, OK, EditOutput
+from reedit.records import EditOutput
 from reedit.seeds import SeedRule
 from reedit.stages.driver import Output, Stage, Unit, Workspace, record
 
@@ -27,32 +27,16 @@ class EditStage(Stage):
     def units(self, upstream: Any) -> list[Unit]:
         return [EditUnit(edit_key(s.id), s, self.seeds.edit(s)) for s in upstream.samples]
 
-    def call(self, editor: Any, units: list[Unit]) -> list[EditResult]:
-        results: dict[str, EditResult] = {}
-        requests = []
-        for u in units:
-            try:
-                image = u.sample.image
-            except Exception as exc:  # an undecodable source is this sample's error
-                results[u.key] = EditResult(None, 0.0, type(exc).__name__, str(exc))
-                continue
-            s = u.sample
-            requests.append(EditRequest(u.key, s.id, s.category, image, s.instruction, u.seed))
-        for req, res in zip(requests, editor.edit(requests)):
-            results[req.key] = res
-        return [results[u.key] for u in units]
+    def call(self, editor: Any, units: list[Any]) -> list[EditResult]:
+        return editor.edit([self.request(u) for u in units])
+
+    def request(self, u: Any) -> EditRequest:
+        s = u.sample
+        return EditRequest(u.key, s.id, s.category, s.source_path, s.instruction, u.seed)
 
     def output(self, unit: Any, res: EditResult, editor: Any, ws: Workspace) -> Output:
         payload = EditOutput(seed=unit.seed, info=editor.info())
-        rec = record(
-            unit,
-            OK if res.ok else ERROR,
-            payload,
-            seconds=round(res.seconds, 4),
-            model=ws.names.get(self.group),
-            error_type=res.error_type,
-            error=res.error,
-        )
+        rec = record(unit, res, payload, model=ws.names.get(self.group))
         if not res.ok:
             return Output(rec)
         path = ws.layout.image(unit.sample.category, unit.sample.id, PRIMARY)

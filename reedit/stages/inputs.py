@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from reedit.data.base import Sample
-from reedit.layout import PRIMARY, RunLayout, edit_key, key_round, label_round, round_key
+from reedit.layout import (
+    PRIMARY,
+    RunLayout,
+    edit_key,
+    key_round,
+    label_round,
+    round_key,
+    round_kind,
+)
 from reedit.layout import round_label as label_of_round
 from reedit.records import PAYLOADS, Record, RecordStore
 
@@ -65,4 +73,4 @@ class Upstream:
 
 
 def _kind(stage: str, key: str) -> str:
-    return stage if stage == "edit" else f"{stage}/r{key_round(key)}"
+    return stage if stage == "edit" else round_kind(stage, key_round(key))

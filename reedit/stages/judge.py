@@ -7,25 +7,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from reedit.judge import METRICS, JudgeRequest
-from reedit.layout import PRIMARY, judgement_key
+from reedit.layout import PRIMARY, judgement_key, judgement_kind
 from reedit.records import JudgementOutput
-from reedit.stages.driver import Output, Stage, Unit, Workspace, record
-from reedit.stages.inputs import Source
+from reedit.stages.driver import ImageUnit, Output, Stage, Unit, Workspace, record
 
 
 @dataclass(frozen=True, eq=False)
-class JudgeUnit(Unit):
+class JudgeUnit(ImageUnit):  # input: the image to judge
     label: str = PRIMARY
     metric: str = "dimension"
-    input: Source | None = None  # the image to judge
 
     @property
     def kind(self) -> str:
-        return f"judge/{self.label}"
-
-    @property
-    def substituted(self) -> str | None:
-        return self.input.substituted
+        return judgement_kind(self.label)
 
 
 class JudgeStage(Stage):
@@ -35,14 +29,15 @@ class JudgeStage(Stage):
         self.labels, self.metrics = list(labels), list(metrics)
 
     def units(self, upstream: Any) -> list[Unit]:
-        out = []
-        for s in upstream.samples:
-            for label in self.labels:
-                found = upstream.image(s, label)
-                for metric in self.metrics if found else ():
-                    key = judgement_key(s.id, label, metric)
-                    out.append(JudgeUnit(key, s, label, metric, found))
-        return out
+        found = [
+            (s, label, upstream.image(s, label)) for s in upstream.samples for label in self.labels
+        ]
+        return [
+            JudgeUnit(judgement_key(s.id, label, m), s, input=image, label=label, metric=m)
+            for s, label, image in found
+            if image
+            for m in self.metrics
+        ]
 
     def order(self, units: list[Any]) -> list[Any]:
         rank = {m: i for i, m in enumerate(METRICS)}
@@ -50,19 +45,7 @@ class JudgeStage(Stage):
 
     def call(self, judge: Any, units: list[Any]) -> list[Any]:
         return judge.judge(
-            [
-                JudgeRequest(
-                    u.key,
-                    u.metric,
-                    u.sample.category,
-                    str(u.sample.source_path),
-                    str(u.input.path),
-                    u.sample.instruction,
-                    u.sample.description,
-                    u.sample.rationale,
-                )
-                for u in units
-            ]
+            [JudgeRequest.of(u.key, u.metric, u.sample, u.input.path) for u in units]
         )
 
     def output(self, unit: Any, ans: Any, judge: Any, ws: Workspace) -> Output:
@@ -73,14 +56,4 @@ class JudgeStage(Stage):
             substituted=unit.substituted,
             **judge.record_fields(unit.metric, ans),
         )
-        return Output(
-            record(
-                unit,
-                ans.status,
-                payload,
-                seconds=round(ans.seconds, 4),
-                model=ans.model,
-                error_type=ans.error_type,
-                error=ans.error,
-            )
-        )
+        return Output(record(unit, ans, payload))

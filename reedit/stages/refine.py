@@ -9,27 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reedit.layout import PRIMARY, round_key, round_label
-from reedit.models.base import EditRequest, EditResult
-from reedit.records import ERROR, OK, RefineOutput
+from reedit.layout import PRIMARY, round_key, round_kind, round_label
+from reedit.models.base import EditResult, StepsRequest
+from reedit.records import RefineOutput
 from reedit.seeds import SeedRule
-from reedit.stages.driver import Output, Stage, Unit, Workspace, record
-from reedit.stages.inputs import Source
+from reedit.stages.driver import ImageUnit, Output, Stage, Unit, Workspace, record
+
+
+STAGE = "refine"
 
 
 @dataclass(frozen=True, eq=False)
-class RefineUnit(Unit):
+class RefineUnit(ImageUnit):  # input: the image to re-edit
     round: int = 1
-    input: Source | None = None  # the image to re-edit
-    re_edit: tuple[str, ...] = ()  # the critique's instructions
+    prompts: tuple[str, ...] = ()  # the executor's prompts, from the critique's instructions
 
     @property
     def kind(self) -> str:
-        return f"refine/r{self.round}"
-
-    @property
-    def substituted(self) -> str | None:
-        return self.input.substituted
+        return round_kind(STAGE, self.round)
 
 
 def executor_steps(re_edits: list[str], mode: str) -> list[str]:
@@ -38,7 +35,7 @@ def executor_steps(re_edits: list[str], mode: str) -> list[str]:
 
 
 class RefineStage(Stage):
-    name, group, noun, verb = "refine", "executor", "re-edits", "make"
+    name, group, noun, verb = STAGE, "executor", "re-edits", "make"
 
     def __init__(self, r: int, mode: str, seeds: SeedRule) -> None:
         self.round, self.mode, self.seeds = r, mode, seeds
@@ -49,69 +46,32 @@ class RefineStage(Stage):
         for s in upstream.samples:
             critique, found = upstream.critique(s, self.round), upstream.image(s, previous)
             if critique and found:
-                edits = tuple(critique.payload.re_edit)
-                out.append(RefineUnit(round_key(s.id, self.round), s, self.round, found, edits))
+                prompts = tuple(executor_steps(critique.payload.re_edit, self.mode))
+                key = round_key(s.id, self.round)
+                out.append(RefineUnit(key, s, input=found, round=self.round, prompts=prompts))
         return out
 
     def note(self, upstream: Any, units: list[Unit]) -> str:
         return f", {self.mode}"
 
-    def call(self, executor: Any, units: list[Any]) -> list[tuple[EditResult, list[str]]]:
-        """Edit each unit's input with its instructions; one result (and the prompts) each."""
-        from reedit.data.images import decode_image_bytes
+    def call(self, executor: Any, units: list[Any]) -> list[EditResult]:
+        return executor.edit_steps([self.request(u) for u in units])
 
-        current, results = [], []
-        steps = [executor_steps(list(u.re_edit), self.mode) for u in units]
-        for u in units:
-            try:
-                current.append(decode_image_bytes(u.input.path.read_bytes()))
-                results.append(None)
-            except Exception as exc:
-                current.append(None)
-                results.append(EditResult(None, 0.0, type(exc).__name__, str(exc)))
-        seconds = [0.0] * len(units)
-        for step in range(max(len(p) for p in steps)):
-            idx = [i for i, p in enumerate(steps) if step < len(p) and results[i] is None]
-            requests = [
-                EditRequest(
-                    f"{units[i].key}/s{step}",
-                    units[i].sample.id,
-                    units[i].sample.category,
-                    current[i],
-                    steps[i][step],
-                    self.seeds.refine(units[i].sample, self.round, step),
-                )
-                for i in idx
-            ]
-            for i, res in zip(idx, executor.edit(requests)):
-                seconds[i] += res.seconds
-                if res.ok:
-                    current[i] = res.image
-                else:
-                    results[i] = res
-        return [
-            (results[i] or EditResult(current[i], seconds[i]), steps[i]) for i in range(len(units))
-        ]
+    def request(self, u: Any) -> StepsRequest:
+        seeds = [self.seeds.refine(u.sample, u.round, step) for step in range(len(u.prompts))]
+        s = u.sample
+        return StepsRequest(u.key, s.id, s.category, u.input.path, list(u.prompts), seeds)
 
-    def output(self, unit: Any, result: Any, executor: Any, ws: Workspace) -> Output:
-        res, prompts = result
+    def output(self, unit: Any, res: EditResult, executor: Any, ws: Workspace) -> Output:
         payload = RefineOutput(
             round=unit.round,
             mode=self.mode,
-            instructions=prompts,
+            instructions=list(unit.prompts),
             input=str(unit.input.path),
             substituted=unit.substituted,
             info=executor.info(),
         )
-        rec = record(
-            unit,
-            OK if res.ok else ERROR,
-            payload,
-            seconds=round(res.seconds, 4),
-            model=ws.names.get(self.group),
-            error_type=res.error_type,
-            error=res.error,
-        )
+        rec = record(unit, res, payload, model=ws.names.get(self.group))
         if not res.ok:
             return Output(rec)
         path = ws.layout.image(unit.sample.category, unit.sample.id, round_label(unit.round))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit.config import ConfigError, ReeditError, Spec
-from reedit.layout import labels, round_label
+from reedit.layout import judgement_kind, labels, round_kind, round_label
 from reedit.records import ERROR, Record, RecordStore, fingerprint
 from reedit.schema import STAGES
 from reedit.seeds import SeedRule
@@ -80,13 +80,14 @@ def unit_fingerprints(
     fp = {"edit": fingerprint({"model": t["model"], **seed})}
     fp["primary"] = previous = fp["edit"]
     for r in range(1, rounds + 1):
-        fp[f"analyze/r{r}"] = fingerprint({"refiner": t["refiner"], "input": previous})
-        fp[f"refine/r{r}"] = fingerprint(
-            {"executor": t["executor"], "mode": mode, **seed, "analyze": fp[f"analyze/r{r}"]}
+        analyze, refine = round_kind("analyze", r), round_kind("refine", r)
+        fp[analyze] = fingerprint({"refiner": t["refiner"], "input": previous})
+        fp[refine] = fingerprint(
+            {"executor": t["executor"], "mode": mode, **seed, "analyze": fp[analyze]}
         )
-        fp[round_label(r)] = previous = fp[f"refine/r{r}"]
+        fp[round_label(r)] = previous = fp[refine]
     for label in labels(rounds):
-        fp[f"judge/{label}"] = fingerprint({"judge": t["judge"], "image": fp[label]})
+        fp[judgement_kind(label)] = fingerprint({"judge": t["judge"], "image": fp[label]})
     return fp
 
 

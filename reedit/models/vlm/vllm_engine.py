@@ -200,9 +200,9 @@ class VLLMEngineVLM(VLM):
             try:
                 module = importlib.import_module(name)
             except ImportError as exc:
-                hint = " (install it: pip install 'reedit[vllm]')" if name == "vllm" else ""
                 raise RuntimeError(
-                    f"vlm.engine_factory={spec}: cannot import '{name}': {exc}{hint}"
+                    f"vlm.engine_factory={spec}: cannot import '{name}': {exc} (the default, "
+                    "vllm.LLM, comes with pip install 'reedit[vllm]')"
                 ) from exc
             factory = getattr(module, attr, None)
             if not callable(factory):

@@ -1,0 +1,142 @@
+"""The stage driver's seams: a shard of the pending units and its own records file, the run's
+model pool (each model loaded once, released after its last stage), and the runtime seam's
+set-up errors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import SCRIPTED
+from doubles import ScriptedVLM
+
+from reedit.config import ConfigError
+from reedit.layout import RunLayout
+from reedit.records import RecordStore
+from reedit.run import execute, run, run_folder, schedule, setup
+from reedit.runtime import Placement
+from reedit.runtime.pool import ModelPool
+from reedit.stages.driver import Shard, Workspace, drive
+from reedit.stages.edit import EditStage
+from reedit.stages.resume import ResumePlan, unit_fingerprints
+
+FULL = (*SCRIPTED, "model=identity", "executor=slow_identity", "report.bootstrap=50")
+
+
+class EveryOther(Shard):
+    """A shard that takes every second sample (as a rank of two would)."""
+
+    def take(self, pending):
+        return [u for u in pending if u.sample.record_index % 2 == self.rank]
+
+
+def workspace(cfg, folder):
+    from reedit.data.re_edit import ReEditDataset
+
+    s = setup(cfg)
+    samples = ReEditDataset(**{k: v for k, v in cfg.dataset.items() if k != "_target_"})
+    plan = ResumePlan(folder, unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds))
+    pool = ModelPool(s.specs, Placement())
+    ws = Workspace(samples.load().samples, RunLayout(folder), plan, pool, progress=False)
+    return s, ws
+
+
+def test_a_shard_takes_its_part_and_appends_to_its_own_file(compose, tmp_path):
+    cfg = compose(*FULL)
+    s, ws = workspace(cfg, tmp_path)
+    for rank in (0, 1):
+        drive(EditStage(s.seeds), ws, EveryOther(rank))
+    ws.pool.release_all()
+    files = sorted(p.name for p in (tmp_path / "records").glob("*.jsonl"))
+    assert files == ["edit.rank0.jsonl", "edit.rank1.jsonl"]
+    for rank in (0, 1):
+        assert (tmp_path / "records" / f"edit.rank{rank}.jsonl").read_text().count("\n") == 5
+    assert len(RecordStore(tmp_path, "edit").load()) == 10  # the store reads every rank's file
+    # a later run sees the ranks' records as done and goes on with the next stages
+    metrics = run(cfg, run_dir=tmp_path)
+    assert metrics["stages"]["edit"]["ok"] == 10 and metrics["stages"]["judge"]["ok"] == 60
+    assert not (tmp_path / "records" / "edit.jsonl").exists()
+
+
+def test_each_model_loads_once_per_run_and_goes_when_its_last_stage_is_done(
+    compose, tmp_path, caplog
+):
+    ScriptedVLM.instances.clear()
+    cfg = compose(*FULL, "refine.rounds=2")
+    s = setup(cfg)
+    assert [(type(st).__name__, st.round) for st in schedule(s)] == [
+        ("EditStage", None),
+        ("AnalyzeStage", 1),
+        ("RefineStage", 1),
+        ("AnalyzeStage", 2),
+        ("RefineStage", 2),
+        ("JudgeStage", None),
+    ]
+    with caplog.at_level(logging.INFO):
+        run(cfg, run_dir=tmp_path)
+    # the refiner's backend served both rounds, then the judge's was built: one load each
+    assert [v.loads for v in ScriptedVLM.instances] == [1, 1]
+    refiner, judge = ScriptedVLM.instances
+    assert not refiner.loaded and not judge.loaded  # released by the run
+    loads = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loading ")]
+    assert loads == [
+        "loading editor IdentityEditor",
+        "loading VLM ScriptedVLM",
+        "loading editor SlowIdentityEditor",
+        "loading VLM ScriptedVLM",
+    ]
+
+
+def test_the_pool_releases_what_it_loaded(compose, tmp_path):
+    s = setup(compose(*FULL))
+    pool = ModelPool(s.specs, Placement())
+    refiner = pool.get("refiner")
+    assert pool.get("refiner") is refiner and refiner.vlm.loaded
+    pool.release("refiner")
+    assert not refiner.vlm.loaded and not pool.is_loaded("refiner")
+    with pytest.raises(Exception, match="judge: no model is configured"):
+        ModelPool({"judge": None}, Placement()).get("judge")
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["+model.runtime={kind: worker, python: /usr/bin/python3}"],
+            r"model\.runtime: the worker",
+        ),
+        (
+            ["judge=qwen3_vl", "+judge.vlm.runtime={kind: worker, conda: vlm}"],
+            r"judge\.vlm\.runtime: the worker",
+        ),
+        (["+model.runtime=elsewhere"], r"model\.runtime: unknown runtime 'elsewhere'"),
+        (["model=flux2_dev", "gpus=[0,1]"], r"model\.parallel=data needs one rank per GPU"),
+        (["executor=flux2_dev", "gpus=[0,1]", "++model.parallel=model"], r"executor\.parallel"),
+    ],
+)
+def test_runtimes_and_gpu_layouts_not_available_yet_fail_at_set_up(
+    compose, tmp_path, overrides, message
+):
+    cfg = compose("dataset=re_edit", "dataset.path=/nowhere/RE-Edit.json", *overrides)
+    with pytest.raises(ConfigError, match=message):
+        run(cfg, run_dir=tmp_path)  # before the (missing) dataset is read
+    assert not (tmp_path / "records").exists()
+
+
+def test_parallel_model_over_two_gpus_passes_set_up(compose):
+    s = setup(
+        compose(
+            "model=flux2_dev", "model.parallel=model", "++executor.parallel=model", "gpus=[0,1]"
+        )
+    )
+    assert s.gpus == (0, 1) and s.specs["model"].settings.parallel == "model"
+
+
+def test_execute_runs_given_samples_in_a_folder(compose, tmp_path):
+    """The EditRefine tool's path: samples chosen by the caller, the same stages."""
+    cfg = compose(*FULL, "stages=[edit,analyze,refine]")
+    s, ws = workspace(cfg, tmp_path)
+    folder, choices = run_folder(cfg, tmp_path)
+    execute(s, folder, ws.samples[:2], choices)
+    assert len(RecordStore(tmp_path, "refine").load()) == 2
+    assert not (tmp_path / "records" / "judge.jsonl").exists()
