@@ -140,3 +140,17 @@ def test_execute_runs_given_samples_in_a_folder(compose, tmp_path):
     execute(s, folder, ws.samples[:2], choices)
     assert len(RecordStore(tmp_path, "refine").load()) == 2
     assert not (tmp_path / "records" / "judge.jsonl").exists()
+
+
+class Nothing(Shard):
+    def take(self, pending):
+        return []
+
+
+def test_a_shard_with_no_unit_loads_no_model(compose, tmp_path, caplog):
+    s, ws = workspace(compose(*FULL), tmp_path)
+    with caplog.at_level(logging.INFO):
+        drive(EditStage(s.seeds), ws, Nothing(rank=3))
+    assert "no pending unit falls to this shard" in caplog.text
+    assert not ws.pool.is_loaded("model") and "loading" not in caplog.text
+    assert not (tmp_path / "records" / "edit.rank3.jsonl").exists()

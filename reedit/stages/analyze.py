@@ -10,7 +10,6 @@ from reedit.records import CritiqueOutput
 from reedit.refiner import CritiqueRequest
 from reedit.stages.driver import ImageUnit, Output, Stage, Unit, Workspace, record
 
-
 STAGE = "analyze"
 
 

@@ -170,6 +170,9 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
         note,
     )
     mine = stage.order(shard.take(pending))
+    if not mine:  # other shards have them: no model is loaded here
+        log.info("%s: no pending unit falls to this shard", stage.label)
+        return
     writer = ArtefactWriter(store, compress_level=ws.png_compress_level)
     try:
         model = ws.pool.get(stage.group)

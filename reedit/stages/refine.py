@@ -15,7 +15,6 @@ from reedit.records import RefineOutput
 from reedit.seeds import SeedRule
 from reedit.stages.driver import ImageUnit, Output, Stage, Unit, Workspace, record
 
-
 STAGE = "refine"
 
 
