@@ -87,7 +87,7 @@ def spec_of(node: Any, what: str) -> Spec | None:
     schema = settings_class(cls, what, target)
     names = [f.name for f in dataclasses.fields(schema)]
     for key in plain:
-        if key not in names and not (key.startswith("_") and key.endswith("_")):
+        if key not in names and key != "_target_":
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" Did you mean '{what}.{close[0]}'?" if close else ""
             raise ConfigError(f"{what}.{key}: not a setting of {target}.{hint}")

@@ -26,8 +26,6 @@ def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run the stages on one image; write the friendly files; return what was written."""
     from reedit.config import ReeditError
     from reedit.data.single import SingleImageDataset
-    from reedit.layout import PRIMARY, RunLayout, round_key, round_label
-    from reedit.records import CritiqueOutput, RecordStore, RefineOutput, write_bytes_atomic
     from reedit.run import execute, run_folder, setup
 
     source = Path(cfg.image).expanduser()
@@ -35,23 +33,41 @@ def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise ReeditError(f"image: no such file: {source}")
     if cfg.refiner._target_ is None and "analyze" in cfg.stages:
         raise ReeditError("refiner=none: choose a refiner (e.g. refiner=editrefine)")
-    s = setup(cfg)
+    s = setup(cfg, dataset=False)  # the tool brings its own sample
     folder, choices = run_folder(cfg, out_dir)
     dataset = SingleImageDataset(
         image=str(source), instruction=cfg.instruction, category=cfg.category, id=cfg.id
     )
     loaded = dataset.load([cfg.category])
     (sample,) = loaded.samples
-    execute(s, folder, [sample], choices, loaded.source)
+    try:
+        execute(s, folder, [sample], choices, loaded.source)
+    finally:  # also after a failed stage: what was made is written out
+        result = write_results(folder, sample, s.rounds, source, cfg.instruction)
+    return result
 
-    layout, last = RunLayout(folder), s.rounds
-    result: dict[str, Any] = {"image": str(source), "instruction": cfg.instruction, "id": sample.id}
-    files = {"primary.png": layout.image(sample.category, sample.id, PRIMARY)}
-    critique = RecordStore(folder, "analyze").records(CritiqueOutput).get(round_key(sample.id, 1))
-    refined = RecordStore(folder, "refine").records(RefineOutput).get(round_key(sample.id, last))
-    if critique is not None:
+
+def write_results(
+    folder: Path, sample: Any, rounds: int, source: Path, instruction: str
+) -> dict[str, Any]:
+    """primary.png, critique.json (round 1), refined.png (the last round's) and result.json,
+    from the run's records and images."""
+    from reedit.layout import PRIMARY, RunLayout, round_key, round_label
+    from reedit.records import CritiqueOutput, RecordStore, RefineOutput, write_bytes_atomic
+
+    layout = RunLayout(folder)
+    critiques = RecordStore(folder, "analyze").records(CritiqueOutput)
+    refinements = RecordStore(folder, "refine").records(RefineOutput)
+    result: dict[str, Any] = {"image": str(source), "instruction": instruction, "id": sample.id}
+    files: dict[str, Any] = {"primary.png": layout.image(sample.category, sample.id, PRIMARY)}
+    for r in range(1, rounds + 1):
+        critique = critiques.get(round_key(sample.id, r))
+        refined = refinements.get(round_key(sample.id, r))
+        if critique is None:
+            break
         c = critique.payload
-        result["critique"] = {
+        summary = {
+            "round": r,
             "status": critique.status,
             "cot": c.cot or [],
             "re_edit": c.re_edit or [],
@@ -60,33 +76,34 @@ def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             "error": critique.error,
             "model": critique.model,
         }
-        files["critique.json"] = result["critique"]
-        for line in c.cot or []:
-            log.info("reasoning: %s", line)
-        for line in c.re_edit or []:
-            log.info("re-edit: %s", line)
+        result.setdefault("rounds", []).append(summary)
+        if r == 1:
+            files["critique.json"] = result["critique"] = summary
+            for line in c.cot or []:
+                log.info("reasoning: %s", line)
+            for line in c.re_edit or []:
+                log.info("re-edit: %s", line)
         if not critique.ok:
             log.warning(
-                "the critique could not be used (%s: %s); no refinement",
+                "round %d: the critique could not be used (%s: %s); no refinement",
+                r,
                 critique.status,
                 critique.error,
             )
-    if refined is not None and refined.ok:
-        files["refined.png"] = layout.image(sample.category, sample.id, round_label(last))
-        result["executor_instructions"] = refined.payload.instructions
+        elif refined is not None and refined.ok:
+            summary["executor_instructions"] = refined.payload.instructions
+            files["refined.png"] = layout.image(sample.category, sample.id, round_label(r))
+            result["executor_instructions"] = refined.payload.instructions
     for name, what in files.items():
         if isinstance(what, Path):
-            if not what.is_file():
-                continue
-            write_bytes_atomic(what.read_bytes(), folder / name)
-            result[name.removesuffix(".png")] = str(folder / name)
+            if what.is_file():
+                write_bytes_atomic(what.read_bytes(), folder / name)
+                result[name.removesuffix(".png")] = str(folder / name)
         else:
-            write_bytes_atomic(
-                json.dumps(what, indent=2, ensure_ascii=False).encode(), folder / name
-            )
-    write_bytes_atomic(
-        json.dumps(result, indent=2, ensure_ascii=False).encode(), folder / "result.json"
-    )
+            text = json.dumps(what, indent=2, ensure_ascii=False)
+            write_bytes_atomic(text.encode(), folder / name)
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    write_bytes_atomic(text.encode(), folder / "result.json")
     written = [n for n in (*files, "result.json") if (folder / n).exists()]
     log.info("wrote %s", ", ".join(str(folder / n) for n in written))
     return result

@@ -46,7 +46,8 @@ class Setup:
     mode: str
     gpus: tuple[int, ...]
     specs: dict[str, Spec | None]  # model, executor, refiner, judge (None: set to none)
-    dataset: Spec
+    pool: ModelPool  # every model built (its constructor's checks passed), none loaded
+    dataset: Spec | None  # None: the caller brings its samples (the EditRefine tool)
     logger: Spec
 
     @property
@@ -55,8 +56,8 @@ class Setup:
         return labels(self.rounds if self.specs["refiner"] else 0)
 
 
-def setup(cfg: DictConfig) -> Setup:
-    """Fail at set-up, naming the key, before any data or model is touched."""
+def setup(cfg: DictConfig, dataset: bool = True) -> Setup:
+    """Fail at set-up, naming the key, before any data is read or any model loaded."""
     for stage in cfg.stages:
         if stage not in STAGES:
             raise ConfigError(f"stages: unknown stage '{stage}'; choose from {list(STAGES)}")
@@ -82,8 +83,13 @@ def setup(cfg: DictConfig) -> Setup:
     for spec in specs.values():
         if spec is not None:
             runtime.check(spec, gpus)
-    dataset, logger = spec_of(cfg.dataset, "dataset"), spec_of(cfg.logger, "logger")
-    if dataset is None or logger is None:
+    from reedit.testing import locate  # tiny:<name> model paths
+
+    pool = ModelPool(specs, runtime.Placement(gpus, locate))
+    pool.build_all()
+    data = spec_of(cfg.dataset, "dataset") if dataset else None
+    logger = spec_of(cfg.logger, "logger")
+    if (dataset and data is None) or logger is None:
         raise ConfigError("dataset and logger need a _target_")
     return Setup(
         cfg,
@@ -93,7 +99,8 @@ def setup(cfg: DictConfig) -> Setup:
         str(cfg.refine.mode),
         gpus,
         specs,
-        dataset,
+        pool,
+        data,
         logger,
     )
 
@@ -178,8 +185,6 @@ def execute(
     bad_records: list[BadRecord] | None = None,
 ) -> dict[str, Any]:
     """Drive the scheduled stages over ``samples`` in ``folder``, then the report."""
-    from reedit.testing import locate
-
     cfg = s.cfg
     plan = ResumePlan(
         folder,
@@ -189,7 +194,7 @@ def execute(
         retry_errors=bool(cfg.retry_errors),
         max_error_rate=float(cfg.max_error_rate),
     )
-    pool = ModelPool(s.specs, runtime.Placement(s.gpus, locate))
+    pool = s.pool
     ws = Workspace(
         samples,
         RunLayout(folder),

@@ -72,6 +72,7 @@ def test_each_model_loads_once_per_run_and_goes_when_its_last_stage_is_done(
         ("RefineStage", 2),
         ("JudgeStage", None),
     ]
+    ScriptedVLM.instances.clear()  # set-up built them; count the run's own
     with caplog.at_level(logging.INFO):
         run(cfg, run_dir=tmp_path)
     # the refiner's backend served both rounds, then the judge's was built: one load each
@@ -111,7 +112,10 @@ def test_the_pool_releases_what_it_loaded(compose, tmp_path):
         ),
         (["+model.runtime=elsewhere"], r"model\.runtime: unknown runtime 'elsewhere'"),
         (["model=flux2_dev", "gpus=[0,1]"], r"model\.parallel=data needs one rank per GPU"),
-        (["executor=flux2_dev", "gpus=[0,1]", "++model.parallel=model"], r"executor\.parallel"),
+        (
+            ["model=flux2_dev", "model.parallel=model", "executor=flux2_dev", "gpus=[0,1]"],
+            r"executor\.parallel=data",
+        ),
     ],
 )
 def test_runtimes_and_gpu_layouts_not_available_yet_fail_at_set_up(
@@ -126,7 +130,11 @@ def test_runtimes_and_gpu_layouts_not_available_yet_fail_at_set_up(
 def test_parallel_model_over_two_gpus_passes_set_up(compose):
     s = setup(
         compose(
-            "model=flux2_dev", "model.parallel=model", "++executor.parallel=model", "gpus=[0,1]"
+            "model=flux2_dev",
+            "model.parallel=model",
+            "judge=qwen3_vl_vllm",
+            "gpus=[0,1]",
+            "judge.vlm.tensor_parallel_size=2",
         )
     )
     assert s.gpus == (0, 1) and s.specs["model"].settings.parallel == "model"
@@ -154,3 +162,22 @@ def test_a_shard_with_no_unit_loads_no_model(compose, tmp_path, caplog):
     assert "no pending unit falls to this shard" in caplog.text
     assert not ws.pool.is_loaded("model") and "loading" not in caplog.text
     assert not (tmp_path / "records" / "edit.rank3.jsonl").exists()
+
+
+def test_gpus_for_the_judge_with_gpu_less_editors_pass_set_up(compose):
+    s = setup(compose("judge=qwen3_vl_vllm", "judge.vlm.tensor_parallel_size=2", "gpus=[0,1]"))
+    assert s.specs["model"].cls.__name__ == "IdentityEditor" and s.gpus == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["judge=openai", "judge.decision=logprob"], r"judge: .*decision=logprob needs a backend"),
+        (["judge=qwen3_vl", "judge.vlm.dtype=bf16"], r"judge\.vlm\.dtype must be one of"),
+        (["+model._partial_=true"], r"model\._partial_: not a setting"),
+    ],
+)
+def test_constructor_and_value_checks_run_at_set_up(compose, tmp_path, overrides, message):
+    cfg = compose("dataset=re_edit", "dataset.path=/nowhere/RE-Edit.json", *overrides)
+    with pytest.raises(ConfigError, match=message):
+        run(cfg, run_dir=tmp_path)  # before the (missing) dataset is read

@@ -176,3 +176,31 @@ def test_the_tool_is_a_one_sample_run_with_the_seeds_of_a_run_of_that_image(tmp_
         assert mine == theirs, stage
     critique = json.loads((out / "critique.json").read_text())
     assert critique["status"] == "ok" and critique["re_edit"]
+
+
+def test_a_failed_critique_keeps_what_was_made_and_resumes_in_its_folder(tmp_path, picture):
+    fail = tmp_path / "fail.txt"
+    fail.write_text("Make it blue")
+    out = tmp_path / "out"
+    args = (
+        f"hydra.searchpath=[{TEST_CONF}]",
+        f"image={picture}",
+        "instruction=Make it blue",
+        "refiner=scripted",
+        f"refiner.vlm.fail_file={fail}",
+        "refiner.retries=0",
+    )
+    proc = tool(*args, f"hydra.run.dir={out}", cwd=tmp_path)
+    assert proc.returncode == 2 and "analyze: 1 of 1 units failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / "primary.png").is_file() and not (out / "refined.png").exists()
+    assert json.loads((out / "critique.json").read_text())["status"] == "error"
+    assert json.loads((out / "result.json").read_text())["critique"]["status"] == "error"
+
+    fail.unlink()  # the cause is fixed; the advice printed is followed
+    proc = tool(*args, f"run_dir={out}", "retry_errors=true", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "critique.json").read_text())["status"] == "ok"
+    assert (out / "refined.png").is_file()
+    assert "edit: nothing to do" in proc.stderr  # the primary edit was not made again
+    assert not (tmp_path / "outputs").exists()  # no second folder

@@ -18,10 +18,6 @@ from reedit.stages.resume import ResumePlan, unit_fingerprints
 CASES = json.loads((TESTS / "data" / "legacy_fingerprints.json").read_text())
 
 
-# Two GPUs need parallel=model until ranks exist (parallel is a runtime setting: same prints).
-SPREAD = ("++model.parallel=model", "++executor.parallel=model")
-
-
 def fingerprints(cfg, legacy=False):
     s = setup(cfg)
     return unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds, legacy=legacy), s
@@ -36,8 +32,7 @@ def produced(kind: str, s) -> bool:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: " ".join(c["overrides"]))
 def test_old_fingerprints_are_recognised(compose, tmp_path, case):
-    spread = SPREAD if "gpus=[0,1]" in case["overrides"] else ()
-    cfg = compose(*case["overrides"], *spread)
+    cfg = compose(*case["overrides"])
     current, s = fingerprints(cfg)
     legacy, _ = fingerprints(cfg, legacy=True)
     kinds = [k for k in case["fingerprints"] if produced(k, s)]
@@ -62,7 +57,7 @@ def test_unchanged_marks_keep_the_same_fingerprints(compose):
 @pytest.mark.parametrize(
     "overrides,runtime",
     [
-        (["judge=qwen3_vl_vllm", "gpus=[0,1]", *SPREAD], "judge.vlm.tensor_parallel_size=2"),
+        (["judge=qwen3_vl_vllm", "gpus=[0,1]"], "judge.vlm.tensor_parallel_size=2"),
         (["judge=qwen3_vl_vllm"], "judge.vlm.gpu_memory_utilization=0.5"),
         (["judge=openai"], "judge.vlm.max_retries=1"),
         (["refiner=openai", "executor=identity"], "refiner.vlm.timeout=5"),

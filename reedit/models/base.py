@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from reedit.models.component import Model
-from reedit.settings import runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +62,6 @@ class EditResult:
 
 class Editor(Model):
     """An image editor."""
-
-    @dataclass
-    class Settings(Model.Settings):
-        # How `gpus` is used: one copy per GPU (data) or one copy over all of them (model).
-        parallel: str = runtime_field("data")
-
-        def __post_init__(self) -> None:
-            super().__post_init__()
-            if self.parallel not in ("data", "model"):
-                raise ValueError(f"parallel must be 'data' or 'model', got '{self.parallel}'")
 
     kind = "editor"
 

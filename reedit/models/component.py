@@ -18,6 +18,8 @@ from reedit.settings import SettingsBase, runtime_field
 
 log = logging.getLogger(__name__)
 
+DTYPES = ("bfloat16", "float16", "float32")  # what a model's `dtype` may be (torch's names)
+
 
 def unchanged(path: str) -> str:
     return path

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from reedit.models.base import Editor, EditRequest
+from reedit.models.component import DTYPES
 from reedit.settings import MISSING, knob, runtime_field
 
 log = logging.getLogger(__name__)
-
-DTYPES = ("bfloat16", "float16", "float32")
 
 
 class DiffusersEditor(Editor):
@@ -47,11 +46,15 @@ class DiffusersEditor(Editor):
         use_cpu_offload: bool = runtime_field(False)
         generator_device: str = "cpu"  # cpu | device (the model's device)
         disable_progress_bar: bool = runtime_field(True)
+        # How `gpus` is used: one copy per GPU (data) or one copy over all of them (model).
+        parallel: str = runtime_field("data")
 
         def __post_init__(self) -> None:
             super().__post_init__()
             if self.dtype not in DTYPES:
                 raise ValueError(f"dtype must be one of {DTYPES}, got '{self.dtype}'")
+            if self.parallel not in ("data", "model"):
+                raise ValueError(f"parallel must be 'data' or 'model', got '{self.parallel}'")
 
     def __init__(self, settings: Any = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

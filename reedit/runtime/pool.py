@@ -1,4 +1,5 @@
-"""The run's models: each opened through the runtime seam and loaded at its first use, once per
+"""The run's models: each opened through the runtime seam (at set-up: :meth:`ModelPool.build_all`
+runs every constructor's checks before any data is touched), loaded at its first use, once per
 run, and released when the run says (the run knows the stage order; stages never release)."""
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ class ModelPool:
     def __init__(self, specs: dict[str, Spec | None], placement: Placement) -> None:
         self.specs = specs
         self.placement = placement
+        self._built: dict[str, Any] = {}
         self._open: dict[str, Any] = {}
+
+    def build_all(self) -> None:
+        """Build (never load) every configured model: constructor checks fail now."""
+        for group, spec in self.specs.items():
+            if spec is not None and group not in self._built:
+                self._built[group] = open_model(spec, self.placement)
 
     def get(self, group: str) -> Any:
         """The loaded model of a config group (model, executor, refiner, judge)."""
@@ -28,7 +36,9 @@ class ModelPool:
             spec = self.specs.get(group)
             if spec is None:
                 raise ReeditError(f"{group}: no model is configured (it is set to none)")
-            obj = open_model(spec, self.placement)
+            if group not in self._built:
+                self._built[group] = open_model(spec, self.placement)
+            obj = self._built[group]
             try:
                 obj.load()
             except Exception as exc:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reedit.models.component import DTYPES
 from reedit.models.vlm.base import (
     VLM,
     Conversation,
@@ -38,6 +39,11 @@ class TransformersVLM(VLM):
         max_pixels: int | None = None
         attn_implementation: str | None = runtime_field(None)  # e.g. flash_attention_2
         device_map: str | None = runtime_field(None)  # e.g. auto: one copy over the gpus
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.dtype not in DTYPES:
+                raise ValueError(f"dtype must be one of {DTYPES}, got '{self.dtype}'")
 
     def __init__(self, settings: Any = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

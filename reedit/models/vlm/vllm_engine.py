@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 WHOLE_STAGE = 1_000_000_000
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
+VLLM_DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")  # vllm.LLM's dtype
 
 
 class VLLMEngineVLM(VLM):
@@ -86,6 +87,8 @@ class VLLMEngineVLM(VLM):
 
         def __post_init__(self) -> None:
             super().__post_init__()
+            if self.dtype not in VLLM_DTYPES:
+                raise ValueError(f"dtype must be one of {VLLM_DTYPES}, got '{self.dtype}'")
             if self.logprobs < 0:
                 raise ValueError(f"logprobs must be >= 0 (0: none), got {self.logprobs}")
             if self.tensor_parallel_size < 1:
