@@ -16,7 +16,7 @@ from reedit.judge_cache import JudgeCache
 from reedit.models.vlm.base import VLM, Answer, VLMReply, ask, image, take_reply, text
 from reedit.parsing import JudgeValue, parse_judge_reply
 from reedit.prompts import load_prompt
-from reedit.settings import SettingsBase, component, runtime_field, setting
+from reedit.settings import SettingsBase, check_choice, component, runtime_field, setting
 
 # metric -> reply kind for the parser
 METRICS = {"dimension": "verdict", "if": "score", "sc": "pair", "pq": "pair"}
@@ -84,10 +84,8 @@ class Judge:
             unknown = [m for m in self.metrics if m not in METRICS]
             if unknown:
                 raise ValueError(f"metrics: unknown {unknown}; choose from {list(METRICS)}")
-            if self.decision not in ("generate", "logprob"):
-                raise ValueError(f"decision must be 'generate' or 'logprob', got '{self.decision}'")
-            if self.parse not in ("lenient", "strict"):
-                raise ValueError(f"parse must be 'lenient' or 'strict', got '{self.parse}'")
+            check_choice("decision", self.decision, ("generate", "logprob"))
+            check_choice("parse", self.parse, ("lenient", "strict"))
 
     def __init__(
         self,

@@ -20,7 +20,6 @@ from reedit.config import ConfigError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
 from reedit.layout import RunLayout, labels
 from reedit.runtime.pool import ModelPool
-from reedit.schema import STAGES
 from reedit.seeds import SeedRule
 from reedit.stages.analyze import AnalyzeStage
 from reedit.stages.driver import Stage, Workspace, drive
@@ -28,7 +27,7 @@ from reedit.stages.edit import EditStage
 from reedit.stages.judge import JudgeStage
 from reedit.stages.refine import RefineStage
 from reedit.stages.report import ReportInputs, run_report
-from reedit.stages.resume import ResumePlan, unit_fingerprints
+from reedit.stages.resume import ResumePlan, check_stage_names, unit_fingerprints
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +57,14 @@ class Setup:
 
 def setup(cfg: DictConfig, dataset: bool = True) -> Setup:
     """Fail at set-up, naming the key, before any data is read or any model loaded."""
-    for stage in cfg.stages:
-        if stage not in STAGES:
-            raise ConfigError(f"stages: unknown stage '{stage}'; choose from {list(STAGES)}")
+    check_stage_names("stages", cfg.stages)
+    check_stage_names("fresh", cfg.fresh)
     if cfg.refine.mode not in ("joined", "sequential"):
         raise ConfigError(f"refine.mode must be 'joined' or 'sequential', got '{cfg.refine.mode}'")
     if int(cfg.refine.rounds) < 1:
         raise ConfigError(f"refine.rounds must be >= 1, got {cfg.refine.rounds}")
     if not 0.0 <= float(cfg.max_error_rate) <= 1.0:
         raise ConfigError(f"max_error_rate must be within 0..1, got {cfg.max_error_rate}")
-    for name in cfg.fresh:
-        if name not in STAGES:
-            raise ConfigError(f"fresh: unknown stage '{name}'; stages are {list(STAGES)}")
     try:
         seeds = SeedRule(int(cfg.seed), str(cfg.seed_mode))
     except ValueError as exc:

@@ -24,6 +24,7 @@ from omegaconf import MISSING
 __all__ = [
     "MISSING",
     "SettingsBase",
+    "check_choice",
     "component",
     "knob",
     "output_fields",
@@ -70,6 +71,14 @@ class SettingsBase:
         for f in dataclasses.fields(self):
             if getattr(self, f.name) == MISSING and not f.metadata.get("component"):
                 raise ValueError(f"{f.name} must be set (it has no default)")
+
+
+def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    """A ``Settings`` check, worded "<field> ..." so that the config key is named."""
+    if value not in choices:
+        quoted = [f"'{c}'" for c in choices]
+        shown = " or ".join(quoted) if len(quoted) == 2 else f"one of {', '.join(quoted)}"
+        raise ValueError(f"{name} must be {shown}, got '{value}'")
 
 
 def is_output(f: dataclasses.Field) -> bool:

@@ -83,11 +83,10 @@ class Editor(Model):
         valid: list[int] = []
         requests = list(requests)
         for i, req in enumerate(requests):
-            try:
-                requests[i] = dataclasses.replace(req, image=decoded(req.image))
-            except Exception as exc:  # an undecodable input is this request's error
-                results[i] = EditResult(None, 0.0, type(exc).__name__, str(exc))
+            image, results[i] = decoded(req.image)
+            if results[i] is not None:
                 continue
+            requests[i] = dataclasses.replace(req, image=image)
             problem = _validate(requests[i])
             if problem:
                 results[i] = EditResult(None, 0.0, "InvalidRequest", problem)
@@ -101,16 +100,15 @@ class Editor(Model):
 
     def edit_steps(self, requests: Sequence[StepsRequest]) -> list[EditResult]:
         """Edit each image with its instructions in turn; the i-th steps of all requests go to
-        :meth:`edit` together. A failing step ends its request with that step's error."""
-        current: list[Any] = []
-        results: list[EditResult | None] = []
+        :meth:`edit` together. A failing step ends its request with that step's error; a request
+        without instructions is an error (its input is never returned as an edit)."""
+        current, results = [], []
         for r in requests:
-            try:
-                current.append(decoded(r.image))
-                results.append(None)
-            except Exception as exc:  # an undecodable input is this request's error
-                current.append(None)
-                results.append(EditResult(None, 0.0, type(exc).__name__, str(exc)))
+            image, problem = decoded(r.image)
+            if problem is None and not r.instructions:
+                problem = EditResult(None, 0.0, "InvalidRequest", "no instruction to apply")
+            current.append(image)
+            results.append(problem)
         seconds = [0.0] * len(requests)
         for step in range(max((len(r.instructions) for r in requests), default=0)):
             idx = [
@@ -162,13 +160,17 @@ class Editor(Model):
         return out
 
 
-def decoded(image: Any) -> Any:
-    """A PIL image as it is; a path as the image its file holds (RGB)."""
-    if isinstance(image, (str, Path)):
-        from reedit.data.images import decode_image_bytes
+def decoded(image: Any) -> tuple[Any, EditResult | None]:
+    """A PIL image as it is, a path as the image its file holds (RGB); or, when the file cannot
+    be read, None and the error result of that request."""
+    if not isinstance(image, (str, Path)):
+        return image, None
+    from reedit.data.images import decode_image_bytes
 
-        return decode_image_bytes(Path(image).read_bytes())
-    return image
+    try:
+        return decode_image_bytes(Path(image).read_bytes()), None
+    except Exception as exc:  # an undecodable input is this request's error
+        return None, EditResult(None, 0.0, type(exc).__name__, str(exc))
 
 
 def _validate(req: EditRequest) -> str | None:

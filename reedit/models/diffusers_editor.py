@@ -17,7 +17,7 @@ from typing import Any
 
 from reedit.models.base import Editor, EditRequest
 from reedit.models.component import DTYPES
-from reedit.settings import MISSING, knob, runtime_field
+from reedit.settings import MISSING, check_choice, knob, runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,8 @@ class DiffusersEditor(Editor):
 
         def __post_init__(self) -> None:
             super().__post_init__()
-            if self.dtype not in DTYPES:
-                raise ValueError(f"dtype must be one of {DTYPES}, got '{self.dtype}'")
-            if self.parallel not in ("data", "model"):
-                raise ValueError(f"parallel must be 'data' or 'model', got '{self.parallel}'")
+            check_choice("dtype", self.dtype, DTYPES)
+            check_choice("parallel", self.parallel, ("data", "model"))
 
     def __init__(self, settings: Any = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reedit.config import ConfigError, Spec, build
+from reedit.models.component import unchanged
 
 INPROCESS = "inprocess"
-
-
-def unchanged(path: str) -> str:
-    return path
 
 
 @dataclass(frozen=True)

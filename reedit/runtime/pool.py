@@ -27,23 +27,28 @@ class ModelPool:
     def build_all(self) -> None:
         """Build (never load) every configured model: constructor checks fail now."""
         for group, spec in self.specs.items():
-            if spec is not None and group not in self._built:
-                self._built[group] = open_model(spec, self.placement)
+            if spec is not None:
+                self.built(group)
+
+    def built(self, group: str) -> Any:
+        """The group's model, built once (not loaded)."""
+        if group not in self._built:
+            spec = self.specs.get(group)
+            if spec is None:
+                raise ReeditError(f"{group}: no model is configured (it is set to none)")
+            self._built[group] = open_model(spec, self.placement)
+        return self._built[group]
 
     def get(self, group: str) -> Any:
         """The loaded model of a config group (model, executor, refiner, judge)."""
         if group not in self._open:
-            spec = self.specs.get(group)
-            if spec is None:
-                raise ReeditError(f"{group}: no model is configured (it is set to none)")
-            if group not in self._built:
-                self._built[group] = open_model(spec, self.placement)
-            obj = self._built[group]
+            obj = self.built(group)
             try:
                 obj.load()
             except Exception as exc:
                 raise ModelLoadError(
-                    f"{group}: loading {spec.target} failed: {type(exc).__name__}: {exc}"
+                    f"{group}: loading {self.specs[group].target} failed: "
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
             self._open[group] = obj
         return self._open[group]

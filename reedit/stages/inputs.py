@@ -16,8 +16,8 @@ from reedit.layout import (
     label_round,
     round_key,
     round_kind,
+    round_label,
 )
-from reedit.layout import round_label as label_of_round
 from reedit.records import PAYLOADS, Record, RecordStore
 
 
@@ -67,7 +67,7 @@ class Upstream:
             return Source(self.layout.image(sample.category, sample.id, label))
         if not self.compat:
             return None
-        previous = PRIMARY if r == 1 else label_of_round(r - 1)
+        previous = PRIMARY if r == 1 else round_label(r - 1)
         found = self.image(sample, previous)
         return Source(found.path, found.substituted or previous) if found else None
 

@@ -48,6 +48,13 @@ class ConfigMismatch(ReeditError):
     """Existing records were made with another configuration."""
 
 
+def check_stage_names(key: str, names: Iterable[str]) -> None:
+    """``stages`` / ``fresh``: every name must be a stage."""
+    for name in names:
+        if name not in STAGES:
+            raise ConfigError(f"{key}: unknown stage '{name}'; stages are {list(STAGES)}")
+
+
 def _legacy(tree: Any) -> Any:
     if isinstance(tree, dict):
         return {k: _legacy(v) for k, v in tree.items() if k not in LEGACY_RUNTIME_KEYS}
@@ -61,12 +68,10 @@ def _trees(specs: dict[str, Spec | None], legacy: bool) -> dict[str, Any]:
     for group, spec in specs.items():
         if spec is None:
             out[group] = None
-        elif legacy:
-            out[group] = _legacy(spec.tree())
+        elif legacy:  # the old stage left the judge's metrics out by name too
+            out[group] = {k: v for k, v in _legacy(spec.tree()).items() if k != "metrics"}
         else:
             out[group] = spec.output_tree()
-    if out.get("judge"):
-        out["judge"] = {k: v for k, v in out["judge"].items() if k != "metrics"}
     return out
 
 
@@ -109,9 +114,7 @@ class ResumePlan:
         retry_errors: bool = False,
         max_error_rate: float = 1.0,
     ) -> None:
-        for name in fresh:
-            if name not in STAGES:
-                raise ConfigError(f"fresh: unknown stage '{name}'; stages are {list(STAGES)}")
+        check_stage_names("fresh", fresh)
         first = min((STAGES.index(s) for s in fresh), default=len(STAGES))
         # A stage started afresh makes every later stage's stale records redoable.
         self.redo_stale = set(STAGES[first:])

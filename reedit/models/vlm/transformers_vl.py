@@ -18,7 +18,7 @@ from reedit.models.vlm.base import (
     resolve_vlm_path,
     weights_signature,
 )
-from reedit.settings import MISSING, runtime_field
+from reedit.settings import MISSING, check_choice, runtime_field
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,7 @@ class TransformersVLM(VLM):
 
         def __post_init__(self) -> None:
             super().__post_init__()
-            if self.dtype not in DTYPES:
-                raise ValueError(f"dtype must be one of {DTYPES}, got '{self.dtype}'")
+            check_choice("dtype", self.dtype, DTYPES)
 
     def __init__(self, settings: Any = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

@@ -39,7 +39,7 @@ from reedit.models.vlm.base import (
     resolve_vlm_path,
     weights_signature,
 )
-from reedit.settings import MISSING, runtime_field, setting
+from reedit.settings import MISSING, check_choice, runtime_field, setting
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ class VLLMEngineVLM(VLM):
 
         def __post_init__(self) -> None:
             super().__post_init__()
-            if self.dtype not in VLLM_DTYPES:
-                raise ValueError(f"dtype must be one of {VLLM_DTYPES}, got '{self.dtype}'")
+            check_choice("dtype", self.dtype, VLLM_DTYPES)
             if self.logprobs < 0:
                 raise ValueError(f"logprobs must be >= 0 (0: none), got {self.logprobs}")
             if self.tensor_parallel_size < 1:
