@@ -6,14 +6,12 @@ Importing this module loads Hydra and OmegaConf only (``python -m reedit --help`
 from __future__ import annotations
 
 import datetime as _dt
-import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from reedit import schema
+from reedit import app, schema
 
 _PKG = Path(__file__).resolve().parent
 
@@ -39,8 +37,14 @@ def _package_file(relative: str) -> str:
     return str(_PKG / relative)
 
 
+def _options(group: str) -> str:
+    """The options of a config group (its YAML stems), for help texts."""
+    return ", ".join(sorted(p.stem for p in (config_dir() / group).glob("*.yaml")))
+
+
 def register_resolvers() -> None:
     for name, fn in (
+        ("reedit_options", _options),
         ("reedit_run_dir", _run_dir),
         ("reedit_output_subdir", _output_subdir),
         ("reedit_package_file", _package_file),
@@ -54,19 +58,14 @@ schema.register()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def _app(cfg: DictConfig) -> None:
-    from reedit.config import ReeditError
+def _app(cfg: DictConfig) -> dict:
     from reedit.run import run
 
-    try:
-        run(cfg)
-    except ReeditError as exc:  # a problem the user can fix: the message says how, no traceback
-        logging.getLogger("reedit").error("%s", exc)
-        sys.exit(2)
+    return app.run_task(cfg, lambda folder: run(cfg, folder))
 
 
 def main() -> None:
-    _app()
+    app.launch(_app, config_dir(), "config")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ class Spec:
         """``{_target_, field: value, child: child's tree}``; ``keep(field) -> bool`` filters."""
         out: dict[str, Any] = {"_target_": self.target}
         for f in dataclasses.fields(self.settings):
+            if _settings.is_quiet_default(f, getattr(self.settings, f.name)):
+                continue  # added later, at the default earlier runs had
             if f.name in self.children:
                 out[f.name] = self.children[f.name].tree(keep)
             elif f.metadata.get("component"):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
+from reedit import app
 from reedit.cli import config_dir  # registers the schemas and resolvers
 
 log = logging.getLogger("reedit.editrefine")
@@ -24,16 +24,14 @@ log = logging.getLogger("reedit.editrefine")
 
 def editrefine(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run the stages on one image; write the friendly files; return what was written."""
-    from reedit.config import ReeditError
     from reedit.data.single import SingleImageDataset
     from reedit.run import execute, run_folder, setup
 
     source = Path(cfg.image).expanduser()
-    if not source.is_file():
-        raise ReeditError(f"image: no such file: {source}")
+    problems = [] if source.is_file() else [f"image: no such file: {source}"]
     if cfg.refiner._target_ is None and "analyze" in cfg.stages:
-        raise ReeditError("refiner=none: choose a refiner (e.g. refiner=editrefine)")
-    s = setup(cfg, dataset=False)  # the tool brings its own sample
+        problems.append("refiner=none: choose a refiner (e.g. refiner=editrefine)")
+    s = setup(cfg, dataset=False, problems=problems)  # the tool brings its own sample
     folder, choices = run_folder(cfg, out_dir)
     dataset = SingleImageDataset(
         image=str(source), instruction=cfg.instruction, category=cfg.category, id=cfg.id
@@ -110,20 +108,12 @@ def write_results(
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="editrefine")
-def _app(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    from reedit.config import ReeditError
-
-    try:
-        editrefine(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ReeditError as exc:
-        log.error("%s", exc)
-        sys.exit(2)
+def _app(cfg: DictConfig) -> dict:
+    return app.run_task(cfg, lambda folder: editrefine(cfg, folder))
 
 
 def main() -> None:
-    _app()
+    app.launch(_app, config_dir(), "editrefine")
 
 
 if __name__ == "__main__":

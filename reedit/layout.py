@@ -2,8 +2,11 @@
 
 ```
 <run_dir>/images/<category>/<sample_id>/primary.png refined.png refined_r2.png ...
+<run_dir>/sources/<category>/<sample_id>.<ext>   the sources used (linked or copied)
 <run_dir>/records/<stage>[.rank<k>].jsonl
 ```
+
+Paths in records and ``samples.csv`` are relative to the run folder (:meth:`RunLayout.rel`).
 
 Unit keys: an edit is ``<sample_id>``; a critique and a refinement of round r are
 ``<sample_id>/r<r>``; a judgement is ``<sample_id>/<label>/<metric>``.
@@ -70,8 +73,16 @@ class RunLayout:
     def image(self, category: str, sample_id: str, label: str) -> Path:
         return self.root / "images" / category / sample_id / f"{label}.png"
 
+    def source(self, category: str, sample_id: str, suffix: str) -> Path:
+        return self.root / "sources" / category / f"{sample_id}{suffix}"
+
     def rel(self, path: Path) -> str:
-        return str(Path(path).relative_to(self.root))
+        """A path inside the run folder as a run-relative string (anything else: absolute)."""
+        path = Path(path)
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
 
     @property
     def records(self) -> Path:

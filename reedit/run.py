@@ -9,6 +9,7 @@ stage); a model is loaded at its first pending unit, so a stage with nothing to 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from reedit import runtime
 from reedit.config import ConfigError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
+from reedit.data.run_sources import SOURCE_MODES, run_sources
 from reedit.layout import RunLayout, labels
+from reedit.records import fingerprint
 from reedit.runtime.pool import ModelPool
 from reedit.seeds import SeedRule
 from reedit.stages.analyze import AnalyzeStage
@@ -27,7 +30,12 @@ from reedit.stages.edit import EditStage
 from reedit.stages.judge import JudgeStage
 from reedit.stages.refine import RefineStage
 from reedit.stages.report import ReportInputs, run_report
-from reedit.stages.resume import ResumePlan, check_stage_names, unit_fingerprints
+from reedit.stages.resume import (
+    ResumePlan,
+    check_stage_names,
+    unit_fingerprints,
+    unit_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,37 +63,48 @@ class Setup:
         return labels(self.rounds if self.specs["refiner"] else 0)
 
 
-def setup(cfg: DictConfig, dataset: bool = True) -> Setup:
-    """Fail at set-up, naming the key, before any data is read or any model loaded."""
-    check_stage_names("stages", cfg.stages)
-    check_stage_names("fresh", cfg.fresh)
-    if cfg.refine.mode not in ("joined", "sequential"):
-        raise ConfigError(f"refine.mode must be 'joined' or 'sequential', got '{cfg.refine.mode}'")
-    if int(cfg.refine.rounds) < 1:
-        raise ConfigError(f"refine.rounds must be >= 1, got {cfg.refine.rounds}")
-    if not 0.0 <= float(cfg.max_error_rate) <= 1.0:
-        raise ConfigError(f"max_error_rate must be within 0..1, got {cfg.max_error_rate}")
-    try:
-        seeds = SeedRule(int(cfg.seed), str(cfg.seed_mode))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    specs = {group: spec_of(cfg[group], group) for group in MODEL_GROUPS}
-    if specs["model"] is None:
-        raise ConfigError(
-            "model: no editor is set (_target_: null); choose one, e.g. model=identity"
-        )
+def setup(cfg: DictConfig, dataset: bool = True, problems: Sequence[str] = ()) -> Setup:
+    """Fail at set-up, naming the key, before any data is read or any model loaded; every
+    problem found (and the caller's ``problems``) is reported at once: a missing editor path and
+    a missing refiner path in one message."""
+    problems = list(problems)
+
+    def attempt(check: Any, *args: Any) -> Any:
+        try:
+            return check(*args)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            return None
+
+    attempt(check_stage_names, "stages", cfg.stages)
+    attempt(check_stage_names, "fresh", cfg.fresh)
+    problems += _top_level_problems(cfg)
+    seeds = attempt(_seed_rule, cfg)
+    specs = {group: attempt(spec_of, cfg[group], group) for group in MODEL_GROUPS}
+    if specs["model"] is None and not any(p.startswith("model") for p in problems):
+        problems.append("model: no editor is set (_target_: null); choose one, e.g. model=identity")
     gpus = tuple(int(g) for g in cfg.gpus)
     for spec in specs.values():
         if spec is not None:
-            runtime.check(spec, gpus)
+            attempt(runtime.check, spec, gpus)
+            problems.extend(runtime.path_problems(spec))
+    data = attempt(spec_of, cfg.dataset, "dataset") if dataset else None
+    logger = attempt(spec_of, cfg.logger, "logger")
+    if dataset and data is None and not any(p.startswith("dataset") for p in problems):
+        problems.append("dataset: needs a _target_")
+    if logger is None and not any(p.startswith("logger") for p in problems):
+        problems.append("logger: needs a _target_")
     from reedit.testing import locate  # tiny:<name> model paths
 
     pool = ModelPool(specs, runtime.Placement(gpus, locate))
-    pool.build_all()
-    data = spec_of(cfg.dataset, "dataset") if dataset else None
-    logger = spec_of(cfg.logger, "logger")
-    if (dataset and data is None) or logger is None:
-        raise ConfigError("dataset and logger need a _target_")
+    if not problems:
+        attempt(pool.build_all)
+    if problems:
+        if len(problems) == 1:
+            raise ConfigError(problems[0])
+        listed = " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+        raise ConfigError(f"{len(problems)} problems in the configuration: {listed}")
+    runtime.warn_unused_gpus(specs, gpus)
     return Setup(
         cfg,
         tuple(cfg.stages),
@@ -98,6 +117,26 @@ def setup(cfg: DictConfig, dataset: bool = True) -> Setup:
         data,
         logger,
     )
+
+
+def _top_level_problems(cfg: DictConfig) -> list[str]:
+    out = []
+    if cfg.refine.mode not in ("joined", "sequential"):
+        out.append(f"refine.mode must be 'joined' or 'sequential', got '{cfg.refine.mode}'")
+    if int(cfg.refine.rounds) < 1:
+        out.append(f"refine.rounds must be >= 1, got {cfg.refine.rounds}")
+    if not 0.0 <= float(cfg.max_error_rate) <= 1.0:
+        out.append(f"max_error_rate must be within 0..1, got {cfg.max_error_rate}")
+    if cfg.sources not in SOURCE_MODES:
+        out.append(f"sources must be one of {', '.join(SOURCE_MODES)}, got '{cfg.sources}'")
+    return out
+
+
+def _seed_rule(cfg: DictConfig) -> SeedRule:
+    try:
+        return SeedRule(int(cfg.seed), str(cfg.seed_mode))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _hydra_context() -> tuple[Path | None, dict[str, str]]:
@@ -181,10 +220,13 @@ def execute(
 ) -> dict[str, Any]:
     """Drive the scheduled stages over ``samples`` in ``folder``, then the report."""
     cfg = s.cfg
+    samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
+    current = unit_settings(s.specs, s.seeds, s.mode, s.rounds)
     plan = ResumePlan(
         folder,
-        unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds),
+        {kind: fingerprint(v) for kind, v in current.items()},
         unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds, legacy=True),
+        settings=current,
         fresh=list(cfg.fresh),
         retry_errors=bool(cfg.retry_errors),
         max_error_rate=float(cfg.max_error_rate),

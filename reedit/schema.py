@@ -58,6 +58,7 @@ class Config:
     report: ReportSettings = field(default_factory=ReportSettings)
     progress: bool = True
     png_compress_level: int = 1
+    sources: str = "link"  # link | copy: the sources used, in <run>/sources/
     # Shown at the start and end of the run and in the report (e.g. "random weights" in a demo).
     notice: str | None = None
 

@@ -10,6 +10,8 @@ Every key a YAML may set is a field of its ``_target_``'s ``Settings``, with its
   adapter lists the knobs it honours, and setting one it ignores is a set-up error.
 
 A field whose value is another component (a judge's ``vlm``) is declared with ``component()``.
+A field added after run folders were written is declared with ``added(default)``: at its default
+it is left out of fingerprints (it reproduces what those runs did), so they resume unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from omegaconf import MISSING
 __all__ = [
     "MISSING",
     "SettingsBase",
+    "added",
     "check_choice",
     "component",
     "knob",
@@ -40,9 +43,10 @@ def setting(
     output: bool = True,
     knob: bool = False,
     component: bool = False,
+    added: bool = False,
 ) -> Any:
     """A settings field; ``factory`` for mutable defaults (lists, dicts)."""
-    metadata = {"output": output, "knob": knob, "component": component}
+    metadata = {"output": output, "knob": knob, "component": component, "added": added}
     if factory is not _NO_DEFAULT:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -56,6 +60,16 @@ def runtime_field(default: Any = _NO_DEFAULT, *, factory: Any = _NO_DEFAULT) -> 
 def knob(default: Any = None) -> Any:
     """A shared-vocabulary knob (null: not set); adapters declare which they honour."""
     return setting(default, knob=True)
+
+
+def added(default: Any) -> Any:
+    """A setting added later whose default is what earlier versions did (see the module doc)."""
+    return setting(default, added=True)
+
+
+def is_quiet_default(f: dataclasses.Field, value: Any) -> bool:
+    """An ``added`` field at its default: left out of fingerprints."""
+    return bool(f.metadata.get("added")) and value == f.default
 
 
 def component() -> Any:
@@ -87,7 +101,11 @@ def is_output(f: dataclasses.Field) -> bool:
 
 def output_fields(settings: Any) -> dict[str, Any]:
     """The fields that decide what a component produces (runtime fields left out)."""
-    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if is_output(f)}
+    return {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if is_output(f) and not is_quiet_default(f, getattr(settings, f.name))
+    }
 
 
 def knobs(settings_cls: type) -> list[str]:

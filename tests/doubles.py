@@ -50,6 +50,8 @@ class ScriptedVLM(VLM):
     ``replies``: a queue of literal replies used first (for unit tests of retries).
     """
 
+    uses_gpus = False
+
     instances: list[ScriptedVLM] = []
 
     @dataclass

@@ -120,17 +120,39 @@ def test_sequential_refinement_loads_the_executor_once(tmp_path, picture):
 
 
 def test_a_model_that_cannot_load_is_a_clear_error(tmp_path, picture):
+    (tmp_path / "not_a_pipeline").mkdir()
     proc = tool(
         f"hydra.searchpath=[{TEST_CONF}]",
         f"image={picture}",
         "instruction=x",
         "model=tiny_flux2",
-        f"model.path={tmp_path}/nowhere",
+        f"model.path={tmp_path}/not_a_pipeline",
         "refiner=scripted",
         cwd=tmp_path,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "model: loading reedit.models.editors.flux2.Flux2Editor failed" in proc.stderr
+    assert "not a diffusers pipeline folder" in proc.stderr
+
+
+def test_every_missing_path_is_reported_at_once_before_anything_runs(tmp_path, picture):
+    """A missing editor path and a missing refiner path (and a missing image) in one message;
+    the failed start leaves no run folder behind."""
+    proc = tool(
+        f"image={tmp_path}/no_such.png",
+        "instruction=x",
+        "model=qwen_image_edit",
+        f"model.path={tmp_path}/no_editor",
+        "refiner=editrefine",
+        f"refiner.vlm.path={tmp_path}/no_refiner",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "ERROR" in x]
+    assert "3 problems" in line
+    for key in ("image: no such file", "model.path: no such folder", "refiner.vlm.path: no such"):
+        assert key in line
+    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.log"))
 
 
 def test_the_tool_is_a_one_sample_run_with_the_seeds_of_a_run_of_that_image(tmp_path, scene):

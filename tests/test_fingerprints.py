@@ -8,18 +8,30 @@ editors, VLM backends and roles, rounds, seed modes), computed by commit 0761860
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 from conftest import TESTS
 
-from reedit.run import setup
+from reedit.config import spec_of
+from reedit.run import MODEL_GROUPS
+from reedit.seeds import SeedRule
 from reedit.stages.resume import ResumePlan, unit_fingerprints
 
 CASES = json.loads((TESTS / "data" / "legacy_fingerprints.json").read_text())
 
 
+@dataclass
+class Parts:  # what the fingerprints are made of (set-up's checks of paths are not the point)
+    specs: dict
+    seeds: SeedRule
+    mode: str
+    rounds: int
+
+
 def fingerprints(cfg, legacy=False):
-    s = setup(cfg)
+    specs = {g: spec_of(cfg[g], g) for g in MODEL_GROUPS}
+    s = Parts(specs, SeedRule(cfg.seed, cfg.seed_mode), cfg.refine.mode, cfg.refine.rounds)
     return unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds, legacy=legacy), s
 
 

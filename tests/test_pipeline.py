@@ -11,6 +11,7 @@ import logging
 import pytest
 from conftest import REAL_MODELS, SCRIPTED
 
+from reedit.config import ConfigError
 from reedit.records import RecordStore
 from reedit.run import run
 from reedit.stages.resume import ConfigMismatch, StageFailed
@@ -220,15 +221,32 @@ def test_refine_modes_and_rounds(compose, tmp_path, mode):
 def test_model_load_failure_names_the_group_and_cause(compose, tmp_path):
     from reedit.runtime.pool import ModelLoadError
 
+    (tmp_path / "empty").mkdir()
     cfg = compose(
-        "dataset=demo", "model=precomputed", f"model.images_dir={tmp_path}/none", "progress=false"
+        "dataset=demo", "model=tiny_flux2", f"model.path={tmp_path}/empty", "progress=false"
     )
     with pytest.raises(
         ModelLoadError,
-        match=r"model: loading .*PrecomputedEditor failed: "
-        r"FileNotFoundError: model.images_dir: no such folder",
+        match=r"model: loading .*Flux2Editor failed: "
+        r"FileNotFoundError: model.path: .* is not a diffusers pipeline folder",
     ):
         run(cfg, run_dir=tmp_path / "run")
+
+
+def test_a_missing_model_folder_is_a_set_up_error_before_any_data_is_read(compose, tmp_path):
+    cfg = compose(
+        "dataset=folder",
+        f"dataset.root={tmp_path}/no_data",
+        "model=precomputed",
+        f"model.images_dir={tmp_path}/none",
+        "executor=tiny_flux2",
+        f"executor.path={tmp_path}/no_executor",
+    )
+    with pytest.raises(ConfigError) as err:
+        run(cfg, run_dir=tmp_path / "run")
+    assert "2 problems" in str(err.value)
+    assert "model.images_dir: no such folder" in str(err.value)
+    assert "executor.path: no such folder" in str(err.value)
 
 
 def test_perceptual_quality_is_judged_when_asked(compose, tmp_path):

@@ -216,6 +216,16 @@ class Dataset(abc.ABC):
         for cat in categories:
             in_cat = [s for s in samples if s.category == cat]
             selected.extend(in_cat[:limit] if limit else in_cat)
+        if not selected:  # a run over nothing is not a successful run
+            if not samples:
+                skipped = f" ({len(bad)} bad records skipped)" if bad else ""
+                raise DatasetError(f"{self.describe()}: the dataset holds no samples{skipped}")
+            counts = {c: sum(s.category == c for s in samples) for c in CATEGORIES}
+            has = ", ".join(f"{c} {n}" for c, n in counts.items() if n)
+            raise DatasetError(
+                f"categories={categories} select none of the {len(samples)} samples of "
+                f"{self.describe()} (it has: {has}); choose among those"
+            )
         return LoadResult(samples=selected, bad_records=bad, source=self.describe())
 
     def _scan(self, cache: Path) -> tuple[list[Sample], list[BadRecord]]:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from reedit.settings import SettingsBase, runtime_field
@@ -40,6 +41,7 @@ class Model:
                 raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
     kind: ClassVar[str] = "model"  # in log lines: "loading <kind> <class>"
+    uses_gpus: ClassVar[bool] = True  # False: the run's gpus mean nothing to it (say so)
     honours: ClassVar[frozenset[str]] = frozenset()  # the shared knobs it uses (settings.knob)
 
     def __init__(
@@ -58,6 +60,16 @@ class Model:
         self.gpus = list(gpus)  # empty: the CPU
         self.locate = locate or unchanged
         self.loaded = False
+
+    @classmethod
+    def path_problems(cls, settings: Any) -> list[str]:
+        """Set-up check of the local files the settings name: ``"<key>: <problem>"`` each.
+        A ``path`` written as a local path (``/``, ``.``, ``~``) must be a folder."""
+        path = getattr(settings, "path", None)
+        local = isinstance(path, str) and path.startswith(("/", ".", "~"))
+        if local and not Path(path).expanduser().is_dir():
+            return [f"path: no such folder: {Path(path).expanduser()}"]
+        return []
 
     @property
     def batch_size(self) -> int:

@@ -9,12 +9,15 @@ backend) without loading it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reedit.config import ConfigError, Spec, build
 from reedit.models.component import unchanged
+
+log = logging.getLogger(__name__)
 
 INPROCESS = "inprocess"
 
@@ -53,6 +56,37 @@ def check(spec: Spec, gpus: Sequence[int]) -> None:
                 f"is not available yet: list one GPU, or set {node.what}.parallel=model to spread "
                 "one copy of the model over them"
             )
+
+
+def path_problems(spec: Spec) -> list[str]:
+    """Every local model path of the spec's models that does not exist, named by its key (all of
+    them, so that a missing editor path and a missing refiner path are reported at once)."""
+    out = []
+    for node in _nodes(spec):
+        check = getattr(node.cls, "path_problems", None)
+        out += [f"{node.what}.{p}" for p in (check(node.settings) if check else [])]
+    return out
+
+
+def warn_unused_gpus(specs: dict[str, Spec | None], gpus: Sequence[int]) -> None:
+    """``gpus`` given where no configured model runs on one: say that it is ignored, once."""
+    if not gpus:
+        return
+    nodes = [n for spec in specs.values() if spec is not None for n in _nodes(spec)]
+    users = [n.what for n in nodes if getattr(n.cls, "uses_gpus", False)]
+    idle = [
+        f"{n.what} ({n.cls.__name__})"
+        for n in nodes
+        if not getattr(n.cls, "uses_gpus", False) and not n.children
+    ]
+    if not users:
+        log.warning(
+            "gpus=%s is ignored: none of the configured models runs on a GPU (%s)",
+            list(gpus),
+            ", ".join(idle),
+        )
+    elif idle:
+        log.info("gpus=%s: used by %s; not by %s", list(gpus), ", ".join(users), ", ".join(idle))
 
 
 def open_model(spec: Spec, placement: Placement) -> Any:

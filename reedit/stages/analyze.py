@@ -44,7 +44,7 @@ class AnalyzeStage(Stage):
     def output(self, unit: Any, ans: Any, refiner: Any, ws: Workspace) -> Output:
         payload = CritiqueOutput(
             round=unit.round,
-            input=str(unit.input.path),
+            input=ws.layout.rel(unit.input.path),
             substituted=unit.substituted,
             **refiner.record_fields(ans),
         )

@@ -52,7 +52,7 @@ class JudgeStage(Stage):
         payload = JudgementOutput(
             label=unit.label,
             metric=unit.metric,
-            image=str(unit.input.path),
+            image=ws.layout.rel(unit.input.path),
             substituted=unit.substituted,
             **judge.record_fields(unit.metric, ans),
         )

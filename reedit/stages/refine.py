@@ -66,7 +66,7 @@ class RefineStage(Stage):
             round=unit.round,
             mode=self.mode,
             instructions=list(unit.prompts),
-            input=str(unit.input.path),
+            input=ws.layout.rel(unit.input.path),
             substituted=unit.substituted,
             info=executor.info(),
         )

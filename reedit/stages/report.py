@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit.data.base import BadRecord, Sample
-from reedit.layout import judgement_key, round_key
+from reedit.layout import RunLayout, judgement_key, round_key
 from reedit.records import ERROR, OK, PAYLOADS, UNSCORED, Record, RecordStore, write_bytes_atomic
 from reedit.report.markdown import render_markdown
 from reedit.report.stats import SampleScores, compute_metrics
@@ -165,7 +165,7 @@ def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
             "instruction": s.instruction,
             "description": s.description,
             "rationale": s.rationale,
-            "source_image": str(s.source_path),
+            "source_image": RunLayout(ctx.root).rel(s.source_path),
             "primary_image": (edit.payload.image or "") if edit else "",
             "primary_status": edit.status if edit else "missing",
             "primary_error": (edit.error or "") if edit else "",

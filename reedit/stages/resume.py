@@ -10,18 +10,22 @@ recognised (:data:`LEGACY_RUNTIME_KEYS`), so an older run folder resumes without
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from reedit.config import ConfigError, ReeditError, Spec
+from reedit.files import write_bytes_atomic
 from reedit.layout import judgement_kind, labels, round_kind, round_label
 from reedit.records import ERROR, Record, RecordStore, fingerprint
 from reedit.schema import STAGES
 from reedit.seeds import SeedRule
 
 log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.json"  # records/settings.json: fingerprint -> the settings it hashes
 
 # What fingerprints left out, by name at any depth, before settings were marked (reedit 0.1).
 LEGACY_RUNTIME_KEYS = frozenset(
@@ -75,25 +79,64 @@ def _trees(specs: dict[str, Spec | None], legacy: bool) -> dict[str, Any]:
     return out
 
 
+def unit_settings(
+    specs: dict[str, Spec | None], seeds: SeedRule, mode: str, rounds: int, legacy: bool = False
+) -> dict[str, Any]:
+    """What every unit kind's fingerprint hashes — edit, analyze/r, refine/r, judge/<label>, and
+    each image label (what a judgement of it depends on): settings and upstream fingerprints."""
+    t = _trees(specs, legacy)
+    seed = {"seed": seeds.seed, "seed_mode": seeds.mode}
+    out: dict[str, Any] = {"edit": {"model": t["model"], **seed}}
+    out["primary"] = out["edit"]
+    previous = fingerprint(out["edit"])
+    for r in range(1, rounds + 1):
+        analyze, refine = round_kind("analyze", r), round_kind("refine", r)
+        out[analyze] = {"refiner": t["refiner"], "input": previous}
+        out[refine] = {
+            "executor": t["executor"],
+            "mode": mode,
+            **seed,
+            "analyze": fingerprint(out[analyze]),
+        }
+        out[round_label(r)] = out[refine]
+        previous = fingerprint(out[refine])
+    images = {label: fingerprint(out[label]) for label in labels(rounds)}
+    for label in labels(rounds):
+        out[judgement_kind(label)] = {"judge": t["judge"], "image": images[label]}
+    return out
+
+
 def unit_fingerprints(
     specs: dict[str, Spec | None], seeds: SeedRule, mode: str, rounds: int, legacy: bool = False
 ) -> dict[str, str]:
-    """The fingerprint of every unit kind: edit, analyze/r, refine/r, judge/<label>, and of each
-    image label (what a judgement of it depends on)."""
-    t = _trees(specs, legacy)
-    seed = {"seed": seeds.seed, "seed_mode": seeds.mode}
-    fp = {"edit": fingerprint({"model": t["model"], **seed})}
-    fp["primary"] = previous = fp["edit"]
-    for r in range(1, rounds + 1):
-        analyze, refine = round_kind("analyze", r), round_kind("refine", r)
-        fp[analyze] = fingerprint({"refiner": t["refiner"], "input": previous})
-        fp[refine] = fingerprint(
-            {"executor": t["executor"], "mode": mode, **seed, "analyze": fp[analyze]}
-        )
-        fp[round_label(r)] = previous = fp[refine]
-    for label in labels(rounds):
-        fp[judgement_kind(label)] = fingerprint({"judge": t["judge"], "image": fp[label]})
-    return fp
+    """The fingerprint of every unit kind (see :func:`unit_settings`)."""
+    return {k: fingerprint(v) for k, v in unit_settings(specs, seeds, mode, rounds, legacy).items()}
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict) and tree:
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): tree}
+
+
+def changed_settings(old: Any, new: Any, known: dict[str, Any], depth: int = 0) -> list[str]:
+    """``key: old → new`` for each setting that differs; an upstream fingerprint that differs is
+    followed into the settings it hashes (``known``: fingerprint → settings)."""
+    a, b = _flat(old), _flat(new)
+    out: list[str] = []
+    replaced = [k[: -len("_target_")] for k in a if k.endswith("_target_") and a[k] != b.get(k)]
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key, "(unset)"), b.get(key, "(unset)")
+        if x == y or any(key.startswith(p) and not key.endswith("_target_") for p in replaced):
+            continue  # another class: its own settings are not a change
+        if depth < 8 and key in ("input", "analyze", "image") and x in known and y in known:
+            out += changed_settings(known[x], known[y], known, depth + 1)
+        else:
+            out.append(f"{key}: {x!r} \u2192 {y!r}")
+    return list(dict.fromkeys(out))
 
 
 def unit_fp(base: str, substituted: str | None) -> str:
@@ -110,6 +153,7 @@ class ResumePlan:
         current: dict[str, str],
         legacy: dict[str, str] | None = None,
         *,
+        settings: dict[str, Any] | None = None,
         fresh: Sequence[str] = (),
         retry_errors: bool = False,
         max_error_rate: float = 1.0,
@@ -123,6 +167,38 @@ class ResumePlan:
         self.root = Path(root)
         self.current, self.legacy = current, legacy or {}
         self.retry_errors, self.max_error_rate = retry_errors, max_error_rate
+        self.settings = settings or {}  # kind -> what its fingerprint hashes
+        self._remembered = False
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "records" / SETTINGS_FILE
+
+    def known_settings(self) -> dict[str, Any]:
+        """Fingerprint -> the settings it hashes, for every fingerprint this folder has seen."""
+        try:
+            return json.loads(self.settings_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def remember(self) -> None:
+        """Add the current fingerprints' settings to the folder's file (once per run)."""
+        if self._remembered or not self.settings:
+            return
+        self._remembered = True
+        known = self.known_settings()
+        new = {fingerprint(v): v for v in self.settings.values()}
+        if any(fp not in known for fp in new):
+            text = json.dumps({**known, **new}, indent=1, sort_keys=True, default=str)
+            write_bytes_atomic(text.encode(), self.settings_file)
+
+    def what_changed(self, kind: str, old_fp: str | None) -> str:
+        """The settings that differ between a record's fingerprint and the current one."""
+        known = self.known_settings()
+        if kind not in self.settings or old_fp not in known:
+            return "the settings it was made with are not recorded (an older reedit wrote it)"
+        changes = changed_settings(known[old_fp], self.settings[kind], known)
+        return "changed: " + "; ".join(changes) if changes else "no setting differs by name"
 
     def expected(self, kind: str, substituted: str | None = None) -> str:
         """The fingerprint a new record of this unit kind carries."""
@@ -136,6 +212,7 @@ class ResumePlan:
         return kind in self.legacy and fp == unit_fp(self.legacy[kind], substituted)
 
     def open_store(self, stage: str, rank: int | None = None) -> RecordStore:
+        self.remember()
         store = RecordStore(self.root, stage, rank)
         if stage in self.fresh and stage not in self.archived and store.files():
             self.archived.add(stage)
@@ -154,9 +231,12 @@ class ResumePlan:
             if u.key in existing and u.key not in current and not existing[u.key].substituted
         ]
         if stale and stage not in self.redo_stale:
+            unit = next(u for u in units if u.key == stale[0])
+            changed = self.what_changed(unit.kind, existing[stale[0]].fingerprint)
             raise ConfigMismatch(
                 f"{stage}: {len(stale)} record(s) in {self.root} were made with a different "
-                f"configuration (e.g. '{stale[0]}'); refusing to mix them with new ones. Add "
+                f"configuration (e.g. '{stale[0]}'; {changed}); refusing to mix them with new "
+                "ones. Add "
                 f"fresh=[{stage}] to start the stage afresh (old records are archived), or "
                 "choose another run_dir."
             )

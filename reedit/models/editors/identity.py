@@ -9,6 +9,8 @@ from reedit.models.base import Editor, EditRequest
 
 
 class IdentityEditor(Editor):
+    uses_gpus = False  # no network weights here
+
     def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
         return [req.image.copy() for req in requests]
 

@@ -56,6 +56,8 @@ class _Transient(Exception):
 class OpenAIVLM(VLM):
     """A chat-completions endpoint. Every knob comes from YAML (``conf/judge/openai.yaml``)."""
 
+    uses_gpus = False  # the model runs behind the endpoint
+
     backend = "openai"
 
     @dataclass
