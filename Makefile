@@ -1,6 +1,7 @@
 # reedit: two commands on a fresh machine.
 #   make demo   install into .venv, then run the demo experiment
 #   make test   install into .venv, check the import layers, run the test suite (what CI runs)
+#   make walkthrough   the README's commands in a fresh copy with an empty home (CI runs it too)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,13 +12,14 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export WANDB_MODE ?= disabled
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test walkthrough lint bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH) -e '.[dev]'
+	@echo "Installing reedit and its dependencies into $(VENV) (about 6 GB; a few minutes)..."
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(TORCH) -e '.[dev]'
 	touch $@
 
 demo: install
@@ -26,6 +28,9 @@ demo: install
 test: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+walkthrough: install
+	$(BIN)/python -m pytest -m walkthrough
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

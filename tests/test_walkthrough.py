@@ -1,0 +1,183 @@
+"""The first-hour walk-through: every command in the README's ``bash`` blocks and in both
+``--help`` texts, run in order in a fresh copy of the repository (the files a clone has), with an
+empty home directory and no hub (``HF_ENDPOINT`` points at a closed port; ``HF_HUB_OFFLINE`` is
+not set, as outside ``make``), each checked for its documented outcome.
+
+``make walkthrough`` runs it (``.ci/run`` too); it is a marker suite (``-m walkthrough``) because
+it builds and trains the demo's tiny models from an empty cache (about two minutes).
+A command the README or a help text gains without an entry in :data:`EXPECTED` fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.walkthrough
+PY = sys.executable
+
+
+@dataclass(frozen=True)
+class Expect:
+    pattern: str  # matches the command as written (placeholders included)
+    rc: int | None = 0  # None: not run (see `skip`)
+    says: tuple[str, ...] = ()  # each must appear in the output
+    once: tuple[str, ...] = ()  # each must appear exactly once (a message printed once)
+    skip: str = ""  # why it is not run here
+
+
+EXPECTED = [
+    Expect(r"^make demo$", 0, ("DEMO: tiny models", "yes-rate")),
+    Expect(r"^make test$", None, skip="what .ci/run runs (this walk-through runs inside it)"),
+    Expect(r"^\. \.venv/bin/activate$", None, skip="the walk-through runs the venv's python"),
+    Expect(r"^python -m reedit --help$", 0, ("== Configuration groups ==", "Examples:")),
+    Expect(r"^python -m reedit\.editrefine --help$", 0, ("image=<file>", "Writes")),
+    Expect(r"^python -m reedit dataset=demo model=identity$", 0, ("done: edit: 10 ok",)),
+    Expect(r"^reedit dataset=demo model=identity$", 0, ("done: edit: 10 ok",)),
+    Expect(r"^python -m reedit run_dir=outputs/<date>/<time>_identity$", 0, ("nothing to do",)),
+    Expect(
+        r"^python -m reedit \+experiment=demo model=precomputed "
+        r"model\.images_dir=outputs/<date>/<time>_identity$",
+        0,
+        ("primary: yes-rate 90.0 %",),
+    ),
+    Expect(
+        r"^python -m reedit dataset=re_edit limit=2",
+        2,
+        ("hf download Yixuan-Ding-ZJU/RE-Edit", "dataset.path="),
+        once=("hf download",),
+    ),
+    Expect(
+        r"^python -m reedit -m \+experiment=demo model=tiny_qwen_image_edit,identity "
+        r"executor=identity$",
+        0,
+        ("sweep: 2 jobs, 0 failed", "#0 ok", "#1 ok"),
+    ),
+    Expect(r"^python -m reedit model=identity --cfg job$", 0, ("IdentityEditor",)),
+    Expect(
+        r"^python -m reedit\.editrefine \+experiment=demo image=cat\.png",
+        0,
+        ("primary.png", "critique.json", "refined.png"),
+    ),
+    Expect(
+        r"^python -m reedit\.editrefine image=cat\.png .*refiner\.vlm\.path=/models/EditRefine",
+        2,  # without the EditRefine weights: named at set-up, before anything loads
+        ("refiner.vlm.path: no such folder: /models/EditRefine",),
+    ),
+]
+
+
+def _commands(text: str) -> list[str]:
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line and not line.startswith("#"):
+                out.append(" ".join(line.split()))
+    return out
+
+
+def _help_commands(text: str) -> list[str]:
+    tail = text.split("Examples:", 1)[1] if "Examples:" in text else ""
+    out = []
+    for line in tail.splitlines():
+        line = re.sub(r"\s+#.*$", "", line).strip()
+        if line.startswith("python -m reedit") and "..." not in line:
+            out.append(" ".join(line.split()))
+    return out
+
+
+def _fresh_copy(dest: Path) -> None:
+    """The files a clone of this tree has (tracked and untracked-but-not-ignored)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        src, dst = ROOT / name, dest / name
+        if not src.exists() and not src.is_symlink():
+            continue  # deleted in the working tree
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+        else:
+            shutil.copy2(src, dst)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_readme_and_help_commands_in_a_fresh_clone(tmp_path):
+    clone, home = tmp_path / "clone", tmp_path / "home"
+    home.mkdir()
+    _fresh_copy(clone)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "TRANSFORMERS_", "REEDIT_", "PYTHON", "WANDB"))
+    }
+    env.update(
+        HOME=str(home),
+        PYTHONPATH=str(clone),  # the copy's code, also for the installed `reedit` command
+        HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",  # no hub, and nobody said offline
+    )
+    bin_dir = Path(PY).parent
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            argv, cwd=clone, env=env, capture_output=True, text=True, timeout=900
+        )
+
+    helps = {
+        m: run([PY, "-m", m, "--help"]).stdout for m in ("reedit", "reedit.editrefine")
+    }
+    commands = _commands((clone / "README.md").read_text())
+    commands += [c for text in helps.values() for c in _help_commands(text)]
+    commands += ["python -m reedit --help", "python -m reedit.editrefine --help"]
+    unmatched = [c for c in commands if not any(re.search(e.pattern, c) for e in EXPECTED)]
+    assert not unmatched, f"commands without a documented outcome here: {unmatched}"
+
+    from PIL import Image  # cat.png: any picture
+
+    Image.new("RGB", (96, 64), (200, 120, 40)).save(clone / "cat.png")
+    first_run: list[Path] = []
+    done: set[str] = set()
+    for command in dict.fromkeys(commands):  # in order, each once
+        expect = next(e for e in EXPECTED if re.search(e.pattern, command))
+        if expect.rc is None:
+            continue
+        line = command.replace("make demo", "python -m reedit +experiment=demo")  # its recipe
+        if "<date>/<time>_identity" in line:
+            assert first_run, f"{command}: needs the identity run made before it"
+            line = line.replace("outputs/<date>/<time>_identity", str(first_run[0]))
+        argv = shlex.split(line)
+        argv = [PY, *argv[1:]] if argv[0] == "python" else [str(bin_dir / argv[0]), *argv[1:]]
+        before = set(clone.glob("outputs/*/*_identity"))
+        proc = run(argv)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == expect.rc, f"{command}: exit {proc.returncode}\n{output[-3000:]}"
+        for text in expect.says:
+            assert text in output, f"{command}: no '{text}' in\n{output[-3000:]}"
+        for text in expect.once:
+            assert output.count(text) == 1, f"{command}: '{text}' not once in\n{output[-3000:]}"
+        assert "Traceback" not in output, f"{command}:\n{output[-3000:]}"
+        if not first_run:
+            first_run += sorted(set(clone.glob("outputs/*/*_identity")) - before)
+        done.add(expect.pattern)
+    # the outcomes the walk-through promises were each reached
+    assert {e.pattern for e in EXPECTED if e.rc is not None} <= done
