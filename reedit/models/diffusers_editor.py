@@ -108,9 +108,12 @@ class DiffusersEditor(Editor):
         # offline, diffusers is told so (else it tries the hub first and warns that it could not)
         offline = self.is_hub_id(path) and hub.offline()
         import diffusers
+        import transformers
 
-        if self.settings.disable_progress_bar:  # also the "Loading pipeline components" bar
+        if self.settings.disable_progress_bar:
+            # the "Loading pipeline components" bar and the components' "Loading weights" bars
             diffusers.utils.logging.disable_progress_bar()
+            transformers.utils.logging.disable_progress_bar()
         cls = getattr(diffusers, self.pipeline_class)
         kwargs: dict[str, Any] = {"dtype": getattr(torch, self.settings.dtype)}
         if offline:

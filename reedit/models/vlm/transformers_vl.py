@@ -73,6 +73,7 @@ class TransformersVLM(VLM):
         path = self.resolve_path()
         hub_id = not Path(path).is_dir()
         offline = hub_id and hub.offline()  # decided before transformers imports huggingface_hub
+        import transformers
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         pixels = (("min_pixels", s.min_pixels), ("max_pixels", s.max_pixels))
@@ -84,6 +85,7 @@ class TransformersVLM(VLM):
             kwargs["device_map"] = s.device_map
         if offline:
             proc_kwargs["local_files_only"] = kwargs["local_files_only"] = True
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights": we log the load
         try:
             self.processor = AutoProcessor.from_pretrained(path, **proc_kwargs)
             self.model = AutoModelForImageTextToText.from_pretrained(path, **kwargs).eval()
