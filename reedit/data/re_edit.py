@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reedit import hub
 from reedit.data.base import Dataset, DatasetError, RawRecord
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,24 @@ class ReEditDataset(Dataset):
             return self.path
         if not self.repo_id:
             raise DatasetError("dataset.path is null and dataset.repo_id is empty: set one")
+        offline = hub.offline()  # decided before huggingface_hub reads HF_HUB_OFFLINE at import
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
 
         try:
-            self.path = Path(hf_hub_download(self.repo_id, self.filename, repo_type="dataset"))
+            self.path = Path(
+                hf_hub_download(
+                    self.repo_id, self.filename, repo_type="dataset", local_files_only=offline
+                )
+            )
         except Exception as exc:  # offline, no cache, gated, ...
+            if offline and isinstance(exc, LocalEntryNotFoundError):
+                why = f"is not downloaded and the hub is offline ({hub.offline_reason()})"
+            else:
+                why = f"cannot be fetched ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
             raise DatasetError(
-                f"dataset: cannot get {self.filename} from the Hugging Face dataset repo "
-                f"{self.repo_id} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).\n"
+                f"dataset: {self.filename} of the Hugging Face dataset repo {self.repo_id} "
+                f"{why}.\n"
                 f"Download it once while online:\n"
                 f"  hf download {self.repo_id} {self.filename} --repo-type dataset\n"
                 f"or point dataset.path at a local copy: dataset.path=/path/to/{self.filename}"

@@ -9,12 +9,12 @@ comes from the model's YAML; nothing here has a model default of its own.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reedit import hub
 from reedit.models.base import Editor, EditRequest
 from reedit.models.component import DTYPES
 from reedit.settings import MISSING, check_choice, knob, runtime_field
@@ -96,16 +96,28 @@ class DiffusersEditor(Editor):
             )
         return device
 
+    def is_hub_id(self, path: str) -> bool:
+        return path == self.settings.path and not Path(path).exists()
+
     def _load(self) -> None:
-        import diffusers
         import torch
 
         self.device = self.choose_device()
         path = self.resolve_path()
-        if self.settings.disable_progress_bar:  # also the "Loading pipeline components" bar
+        # decided before diffusers imports huggingface_hub (which reads HF_HUB_OFFLINE then);
+        # offline, diffusers is told so (else it tries the hub first and warns that it could not)
+        offline = self.is_hub_id(path) and hub.offline()
+        import diffusers
+        import transformers
+
+        if self.settings.disable_progress_bar:
+            # the "Loading pipeline components" bar and the components' "Loading weights" bars
             diffusers.utils.logging.disable_progress_bar()
+            transformers.utils.logging.disable_progress_bar()
         cls = getattr(diffusers, self.pipeline_class)
         kwargs: dict[str, Any] = {"dtype": getattr(torch, self.settings.dtype)}
+        if offline:
+            kwargs["local_files_only"] = True
         if self.settings.parallel == "model" and len(self.gpus) > 1:
             kwargs["device_map"] = "balanced"
         try:
@@ -121,12 +133,12 @@ class DiffusersEditor(Editor):
         self.pipe = pipe
 
     def _explain_load_error(self, exc: Exception, path: str) -> Exception:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
         text = f"{type(exc).__name__}: {exc}"
-        if path == self.settings.path and not Path(path).exists():  # a hub id
+        if self.is_hub_id(path):
+            reason = hub.offline_reason()
             how = (
-                "the hub is offline (HF_HUB_OFFLINE=1)"
-                if offline
+                f"the hub is offline ({reason})"
+                if reason
                 else "it could not be downloaded (gated repository? no network? log in with "
                 "`hf auth login`)"
             )

@@ -201,13 +201,15 @@ def _images(folder: Path, n: int, rng: random.Random) -> tuple[list[str], list[s
 
 def warmup_pairs(folder: Path, rng: random.Random, n: int = 32) -> list[tuple[list[dict], str]]:
     """One image, "Is the image a scene or noise?": teaches the model to read the image first."""
+    from reedit.models.vlm.transformers_vl import to_hf_messages
+
     scenes, noises = _images(folder, n, rng)
     out = []
     for path, target in [(p, "scene") for p in scenes] + [(p, "noise") for p in noises]:
         question = {"type": "text", "text": WARMUP_QUESTION}
-        out.append(
-            ([{"role": "user", "content": [{"type": "image", "image": path}, question]}], target)
-        )
+        # images as PIL (as the backend gives them): a path is decoded by torchvision, deprecated
+        conv = [{"role": "user", "content": [{"type": "image", "path": path}, question]}]
+        out.append((to_hf_messages(conv), target))
     return out
 
 

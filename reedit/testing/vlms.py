@@ -16,12 +16,13 @@ Importing this module is light: torch, transformers and tokenizers are imported 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -396,7 +397,8 @@ def ensure_built(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        build(tmp)
+        with _quiet():
+            build(tmp)
         marker = json.loads((tmp / MARKER).read_text())
         if marker["name"] != name:
             marker["base"] = marker["name"]
@@ -416,6 +418,20 @@ def ensure_built(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No "Writing model shards" / "Loading weights" bars while building (restored after)."""
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def ensure_vlm(name: str, root: str | os.PathLike | None = None) -> Path:

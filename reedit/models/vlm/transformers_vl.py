@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from reedit import hub
 from reedit.models.component import DTYPES
 from reedit.models.vlm.base import (
     VLM,
@@ -62,7 +64,6 @@ class TransformersVLM(VLM):
 
     def _load(self) -> None:
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         if self.gpus and not torch.cuda.is_available():
             raise RuntimeError(
@@ -70,22 +71,39 @@ class TransformersVLM(VLM):
             )
         s = self.settings
         path = self.resolve_path()
+        hub_id = not Path(path).is_dir()
+        offline = hub_id and hub.offline()  # decided before transformers imports huggingface_hub
+        import transformers
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
         pixels = (("min_pixels", s.min_pixels), ("max_pixels", s.max_pixels))
-        proc_kwargs = {k: v for k, v in pixels if v is not None}
+        proc_kwargs: dict[str, Any] = {k: v for k, v in pixels if v is not None}
         kwargs: dict[str, Any] = {"dtype": getattr(torch, s.dtype)}
         if s.attn_implementation:
             kwargs["attn_implementation"] = s.attn_implementation
         if s.device_map:
             kwargs["device_map"] = s.device_map
+        if offline:
+            proc_kwargs["local_files_only"] = kwargs["local_files_only"] = True
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights": we log the load
         try:
             self.processor = AutoProcessor.from_pretrained(path, **proc_kwargs)
             self.model = AutoModelForImageTextToText.from_pretrained(path, **kwargs).eval()
         except Exception as exc:
-            raise RuntimeError(
-                f"vlm.path: cannot load '{path}' ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:300]}); a hub id must be downloaded first "
-                f"(`hf download {path}`) when HF_HUB_OFFLINE=1"
-            ) from exc
+            first = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            reason = hub.offline_reason() if hub_id else ""
+            if reason:
+                message = (
+                    f"vlm.path: '{path}' is not in the Hugging Face cache and the hub is offline "
+                    f"({reason}). Download it once with `hf download {path}`, or set vlm.path "
+                    f"to a local model folder. ({first})"
+                )
+            else:
+                message = (
+                    f"vlm.path: cannot load '{path}' ({first}); a hub id must be downloaded "
+                    f"first (`hf download {path}`) when offline"
+                )
+            raise RuntimeError(message) from exc
         if not s.device_map:
             self.model.to(f"cuda:{self.gpus[0]}" if self.gpus else "cpu")
         self.processor.tokenizer.padding_side = "left"

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reedit import hub
 from reedit.models.vlm.base import (
     VLM,
     Conversation,
@@ -173,6 +174,8 @@ class VLLMEngineVLM(VLM):
     def _load(self) -> None:
         devices = self.engine_devices()  # fails before anything heavy is imported
         path = self.resolve_path()
+        if not Path(path).is_dir():
+            hub.offline()  # an unreachable hub: the engine (and its processes) look offline
         with _environment(VISIBLE, devices):
             # vLLM (and torch under it) is imported only now, with the devices set, so that
             # the engine's processes start with them; the variable is put back afterwards.
