@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from reedit.report.stats import METRICS
+
 
 def _fmt(x: Any, pct: bool = False) -> str:
     if x is None:
         return "–"
     return f"{x:.1f}" if pct else f"{x:.2f}"
+
+
+# The headline's score columns, and one line on each metric the judge was asked.
+_SCORES = {"if": "IF", "sc": "SC", "pq": "PQ"}
+_GLOSSARY = {
+    "dimension": "**dimension** (the columns by category and overall): the judge's strict yes/no "
+    "verdict on the sample's own reasoning dimension (its category's criteria; uncertain or "
+    "borderline is no), as the % of judged samples answered yes (unscored excluded, see Judge "
+    "health).",
+    "if": "**IF** (instruction following): an integer 0–10, starting from 10 with deductions for a "
+    "missing, extra or wrong edit; the mean.",
+    "sc": "**SC** (semantic consistency): two 0–10 sub-scores, editing success and over-editing "
+    "(10 = only what was asked changed); per sample the lower of the two, then the mean.",
+    "pq": "**PQ** (perceptual quality): two 0–10 sub-scores, naturalness and artifacts "
+    "(10 = none); per sample the lower of the two, then the mean.",
+}
 
 
 def render_markdown(m: dict[str, Any]) -> str:
@@ -28,29 +46,26 @@ def render_markdown(m: dict[str, Any]) -> str:
             'reference\'s substitutes (input image, "no", 5.0) — numbers for parity only.'
         )
     lines.append("")
-    if run["judge_metrics"]:
+    asked = run["judge_metrics"]
+    if asked:
+        ov = scores["overall"]
+        cats = list(scores["categories"]) if "dimension" in asked else []
+        rates = cats + ["overall"] if "dimension" in asked else []
+        shown = [m for m in _SCORES if m in asked]
         lines += ["## Headline", ""]
-        cats = list(scores["categories"])
-        head = ["image"] + cats + ["overall", "IF", "SC"]
+        head = ["image"] + rates + [_SCORES[m] for m in shown]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for label in labels:
             cells = [label]
-            for block in [scores["categories"][c] for c in cats] + [scores["overall"]]:
+            for block in [scores["categories"][c] for c in cats] + ([ov] if rates else []):
                 v = block["verdict"].get(label, {})
                 cells.append(_fmt(v.get("yes_rate"), pct=True))
-            ov = scores["overall"]
-            cells.append(_fmt(ov["if"]["by_label"].get(label, {}).get("mean")))
-            cells.append(_fmt(ov["sc"]["by_label"].get(label, {}).get("mean")))
+            for metric in shown:
+                cells.append(_fmt(ov[metric]["by_label"].get(label, {}).get("mean")))
             lines.append("| " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "Yes-rates in % of judged samples (unscored excluded and shown below); IF and SC on "
-            "0–10 (SC is the mean of the per-sample minimum of its two sub-scores).",
-            "",
-        ]
-        ov = scores["overall"]
-        for label in labels[1:]:
+        lines.append("")
+        for label in labels[1:] if "dimension" in asked else []:
             t = ov["transitions"].get(label)
             if t and t["n"]:
                 lines.append(
@@ -60,11 +75,24 @@ def render_markdown(m: dict[str, Any]) -> str:
                     f"{_fmt(t['regressed']['rate'], True)} %, unchanged "
                     f"{_fmt(t['unchanged']['rate'], True)} % (McNemar p={t['p_value']})"
                 )
-        if scores.get("best_category"):
+        tie = scores.get("category_tie")
+        if tie and len(tie["categories"]) > 1:
+            lines.append(
+                f"- all {len(tie['categories'])} categories tie at "
+                f"{_fmt(tie['yes_rate'], True)} % (by the {labels[-1]} yes-rate): no best or worst"
+            )
+        elif tie:
+            lines.append(
+                f"- one category judged ({tie['categories'][0]}, {_fmt(tie['yes_rate'], True)} "
+                f"% by the {labels[-1]} yes-rate): no best or worst"
+            )
+        elif scores.get("best_category"):
             lines.append(
                 f"- best category: {scores['best_category']}, worst: {scores['worst_category']}"
                 f" (by the {labels[-1]} yes-rate; ties go to the first category)"
             )
+        lines += ["", "## Metrics", ""]
+        lines += [f"- {_GLOSSARY[m]}" for m in METRICS if m in asked]
         lines += [
             "",
             "## Judge health",

@@ -47,7 +47,9 @@ def run_report(ctx: ReportInputs) -> dict[str, Any]:
     records = {stage: RecordStore(ctx.root, stage).records(PAYLOADS[stage]) for stage in PAYLOADS}
     labels, metrics_cfg, compat = ctx.labels, ctx.metrics, ctx.compat
     rows = [_scores(s, records["judge"], labels, metrics_cfg, compat) for s in ctx.samples]
-    scores = compute_metrics(rows, ctx.categories, labels, n_boot=ctx.bootstrap, seed=ctx.seed)
+    scores = compute_metrics(
+        rows, ctx.categories, labels, metrics=metrics_cfg, n_boot=ctx.bootstrap, seed=ctx.seed
+    )
     metrics = {
         "run": {
             "run_dir": str(ctx.root),
