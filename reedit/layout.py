@@ -3,6 +3,7 @@
 ```
 <run_dir>/images/<category>/<sample_id>/primary.png refined.png refined_r2.png ...
 <run_dir>/records/<stage>[.rank<k>].jsonl
+<run_dir>/records/stages[.rank<k>].jsonl   (the stage log: reedit.records.StageLog)
 ```
 
 Unit keys: an edit is ``<sample_id>``; a critique and a refinement of round r are

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_CONF, TESTS, reedit_env
-from digest import assert_same, digest
+from digest import STAGE_TIMES, assert_same, digest, stage_files
 
 PY = sys.executable
 
@@ -126,7 +126,7 @@ def run_and_kill(run_dir: Path, stage: str, at: int, cwd: Path) -> None:
 def comparable(run_dir: Path) -> dict:
     """Final records (latest per key, without timings) and the scores."""
     out = {}
-    for path in sorted((run_dir / "records").glob("*.jsonl")):
+    for path in stage_files(run_dir):
         latest = {}
         for line in path.read_text().splitlines():
             rec = json.loads(line)
@@ -137,7 +137,8 @@ def comparable(run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     out["scores"] = metrics["scores"]
     out["counts"] = {
-        s: {k: v for k, v in c.items() if k != "seconds"} for s, c in metrics["stages"].items()
+        s: {k: v for k, v in c.items() if k not in STAGE_TIMES}
+        for s, c in metrics["stages"].items()
     }
     out["images"] = sorted(
         (str(p.relative_to(run_dir)), p.read_bytes()) for p in (run_dir / "images").rglob("*.png")

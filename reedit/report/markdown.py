@@ -13,6 +13,10 @@ def _fmt(x: Any, pct: bool = False) -> str:
     return f"{x:.1f}" if pct else f"{x:.2f}"
 
 
+def _secs(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
 # The headline's score columns, and one line on each metric the judge was asked.
 _SCORES = {"if": "IF", "sc": "SC", "pq": "PQ"}
 _GLOSSARY = {
@@ -125,14 +129,24 @@ def render_markdown(m: dict[str, Any]) -> str:
     lines += [
         "## Stages",
         "",
-        "| stage | ok | error | unscored | seconds | errors by type |",
-        "|---|---|---|---|---|---|",
+        "| stage | ok | error | unscored | model load s | wall s | unit s | errors by type |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for stage, c in m["stages"].items():
         by_type = ", ".join(f"{k}: {v}" for k, v in c["errors_by_type"].items()) or ""
+        load, wall = _secs(c.get("load_seconds")), _secs(c.get("wall_seconds"))
         lines.append(
-            f"| {stage} | {c['ok']} | {c['error']} | {c['unscored']} | {c['seconds']} | {by_type} |"
+            f"| {stage} | {c['ok']} | {c['error']} | {c['unscored']} | {load} | {wall} | "
+            f"{c['seconds']} | {by_type} |"
         )
+    lines += [
+        "",
+        "model load: the run's model pool loading the stage's model (building or training a tiny "
+        "model included; 0 when an earlier stage had loaded it); wall: the stage from planning to "
+        "its last record; both summed over the stage's executions (rounds, resumed runs: "
+        "`records/stages.jsonl`). unit s: the seconds of the stage's records, summed (a judgement "
+        "from the judge cache takes none).",
+    ]
     if m["bad_records"]:
         lines += ["", f"## Skipped dataset records ({len(m['bad_records'])})", ""]
         lines += [
