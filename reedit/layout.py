@@ -4,6 +4,7 @@
 <run_dir>/images/<category>/<sample_id>/primary.png refined.png refined_r2.png ...
 <run_dir>/sources/<category>/<sample_id>.<ext>   the sources used (linked or copied)
 <run_dir>/records/<stage>[.rank<k>].jsonl
+<run_dir>/records/stages[.rank<k>].jsonl   (the stage log: reedit.records.StageLog)
 ```
 
 Paths in records and ``samples.csv`` are relative to the run folder (:meth:`RunLayout.rel`).

@@ -309,6 +309,78 @@ def _drop_partial_tail(path: Path) -> None:
         log.warning("%s: removed a partly written last line (%d bytes)", path, len(data) - keep)
 
 
+# ------------------------------------------------------------------------------- stage runs
+STAGE_RUNS = "stages"  # records/stages[.rank<k>].jsonl
+
+
+@dataclass
+class StageRun:
+    """One execution of a stage that had work to do: one line of ``records/stages.jsonl``.
+
+    A resumed run appends its own lines (and a stage of several rounds one per round), so a
+    stage's times over the run are the sums of its lines. A process killed mid-stage writes none.
+    """
+
+    stage: str  # edit, analyze, refine, judge
+    round: int | None  # the refinement round (analyze, refine), else None
+    group: str  # the config group of its model (model, executor, refiner, judge)
+    model: str | None  # that group's option name
+    units: int  # the stage's units in all
+    pending: int  # the units this execution took
+    done: int = 0  # the records it wrote
+    # The run's model pool loading the stage's model (building or training a tiny model
+    # included); 0.0 when an earlier stage had loaded it.
+    load_seconds: float = 0.0
+    wall_seconds: float = 0.0  # from planning the stage to its last record written
+    completed: bool = True  # False: it stopped on an exception (``error``)
+    error: str | None = None
+    rank: int | None = None
+    time: str | None = None  # when it ended
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StageRun:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class StageLog:
+    """``records/stages.jsonl`` (``.rank<k>.jsonl`` per rank): one :class:`StageRun` per line,
+    each appended with one ``write`` to a file opened for appending and flushed at once."""
+
+    def __init__(self, run_dir: Path, rank: int | None = None) -> None:
+        self.dir = Path(run_dir) / "records"
+        suffix = f".rank{rank}" if rank is not None else ""
+        self.path = self.dir / f"{STAGE_RUNS}{suffix}.jsonl"
+
+    def append(self, run: StageRun) -> None:
+        if run.time is None:
+            run.time = time.strftime("%Y-%m-%dT%H:%M:%S")
+        line = (json.dumps(run.to_json(), ensure_ascii=False) + "\n").encode()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _drop_partial_tail(self.path)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def runs(self) -> list[StageRun]:
+        """Every line of every rank's file, in file order (a partly written last line skipped)."""
+        out: list[StageRun] = []
+        if not self.dir.is_dir():
+            return out
+        for path in sorted(self.dir.glob(f"{STAGE_RUNS}*.jsonl")):
+            if path.name.split(".")[0] != STAGE_RUNS:
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+                if line.endswith("\n") and line.strip():
+                    out.append(StageRun.from_json(json.loads(line)))
+        return out
+
+
 def status_counts(records: Iterable[dict]) -> dict[str, Any]:
     """ok / error / unscored counts and errors by type."""
     counts = Counter(r["status"] for r in records)

@@ -3,7 +3,8 @@
 ``digest(run_dir)`` keeps every record field but the timings (``time``, ``seconds``), the
 fingerprint and whether a judgement came from the judge cache, with paths made relative to the run
 folder (or to ``roots``: where a copied folder was written); the sha256 of every image; and the
-metrics (scores, stage counts without seconds, judge health, skipped dataset records). Two runs
+metrics (scores, stage counts without their times, judge health, skipped dataset records). The
+stage log (``records/stages.jsonl``: how long each stage execution took) is left out. Two runs
 that computed the same things have equal digests. Used against the stored expectations in
 ``tests/data/`` (see its README for how they were made).
 """
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 VOLATILE = ("time", "seconds", "fingerprint", "cached")
+# A stage's times in metrics.json, and how many executions it took (a resumed run adds its own).
+STAGE_TIMES = ("seconds", "load_seconds", "wall_seconds", "executions")
+
+
+def stage_files(run_dir: Path) -> list[Path]:
+    """The stages' record files (not the stage log, records/stages.jsonl)."""
+    files = sorted((run_dir / "records").glob("*.jsonl"))
+    return [p for p in files if p.name.split(".")[0] != "stages"]
 
 
 def _relative(value: Any, roots: tuple[Path, ...]) -> Any:
@@ -28,7 +37,7 @@ def _relative(value: Any, roots: tuple[Path, ...]) -> Any:
 def records(run_dir: Path, roots: tuple[Path, ...] = ()) -> dict[str, dict[str, dict]]:
     """The latest record per key of every stage (what the record store reads)."""
     out: dict[str, dict[str, dict]] = {}
-    for path in sorted((run_dir / "records").glob("*.jsonl")):
+    for path in stage_files(run_dir):
         stage = path.name.split(".")[0]
         for line in path.read_text(encoding="utf-8").splitlines():
             rec = json.loads(line)
@@ -54,7 +63,7 @@ def metrics(run_dir: Path) -> dict[str, Any] | None:
     return {
         "scores": m["scores"],
         "stages": {
-            s: {k: v for k, v in c.items() if k != "seconds"} for s, c in m["stages"].items()
+            s: {k: v for k, v in c.items() if k not in STAGE_TIMES} for s, c in m["stages"].items()
         },
         "judge_health": m["judge_health"],
         "bad_records": m["bad_records"],

@@ -12,7 +12,7 @@ from doubles import ScriptedVLM
 
 from reedit.config import ConfigError
 from reedit.layout import RunLayout
-from reedit.records import RecordStore
+from reedit.records import RecordStore, StageLog
 from reedit.run import execute, run, run_folder, schedule, setup
 from reedit.runtime import Placement
 from reedit.runtime.pool import ModelPool
@@ -48,7 +48,17 @@ def test_a_shard_takes_its_part_and_appends_to_its_own_file(compose, tmp_path):
         drive(EditStage(s.seeds), ws, EveryOther(rank))
     ws.pool.release_all()
     files = sorted(p.name for p in (tmp_path / "records").glob("*.jsonl"))
-    assert files == ["edit.rank0.jsonl", "edit.rank1.jsonl"]
+    assert files == [
+        "edit.rank0.jsonl",
+        "edit.rank1.jsonl",
+        "stages.rank0.jsonl",
+        "stages.rank1.jsonl",
+    ]
+    # each shard logs its own execution of the stage
+    assert [(r.stage, r.rank, r.pending, r.done) for r in StageLog(tmp_path).runs()] == [
+        ("edit", 0, 5, 5),
+        ("edit", 1, 5, 5),
+    ]
     for rank in (0, 1):
         assert (tmp_path / "records" / f"edit.rank{rank}.jsonl").read_text().count("\n") == 5
     assert len(RecordStore(tmp_path, "edit").load()) == 10  # the store reads every rank's file
@@ -86,6 +96,28 @@ def test_each_model_loads_once_per_run_and_goes_when_its_last_stage_is_done(
         "loading editor SlowIdentityEditor",
         "loading VLM ScriptedVLM",
     ]
+
+
+def test_model_paths_are_resolved_when_the_pool_loads_not_when_it_builds(compose):
+    """Building or training a tiny model happens in the path resolver: inside the pool's load,
+    so it counts as the stage's model load (records/stages.jsonl), never as set-up."""
+    from reedit.testing import locate
+
+    asked = []
+
+    def recording(path: str) -> str:
+        asked.append(path)
+        return locate(path)
+
+    s = setup(compose("dataset=demo", "model=tiny_flux2", "refiner=none", "judge=tiny_qwen3_vl"))
+    pool = ModelPool(s.specs, Placement((), recording))
+    pool.build_all()
+    assert asked == []
+    pool.get("model")
+    assert asked == ["tiny:flux2"]
+    pool.get("judge")
+    assert asked == ["tiny:flux2", "tiny:qwen3_vl"]
+    pool.release_all()
 
 
 def test_the_pool_releases_what_it_loaded(compose, tmp_path):

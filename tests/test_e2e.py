@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_CONF, TESTS, reedit_env
-from digest import assert_same, digest
+from conftest import ROOT, TEST_CONF, TESTS, reedit_env
+from digest import STAGE_TIMES, assert_same, digest, stage_files
 
 PY = sys.executable
 
@@ -126,7 +126,7 @@ def run_and_kill(run_dir: Path, stage: str, at: int, cwd: Path) -> None:
 def comparable(run_dir: Path) -> dict:
     """Final records (latest per key, without timings) and the scores."""
     out = {}
-    for path in sorted((run_dir / "records").glob("*.jsonl")):
+    for path in stage_files(run_dir):
         latest = {}
         for line in path.read_text().splitlines():
             rec = json.loads(line)
@@ -137,7 +137,8 @@ def comparable(run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     out["scores"] = metrics["scores"]
     out["counts"] = {
-        s: {k: v for k, v in c.items() if k != "seconds"} for s, c in metrics["stages"].items()
+        s: {k: v for k, v in c.items() if k not in STAGE_TIMES}
+        for s, c in metrics["stages"].items()
     }
     out["images"] = sorted(
         (str(p.relative_to(run_dir)), p.read_bytes()) for p in (run_dir / "images").rglob("*.png")
@@ -240,3 +241,27 @@ def test_demo_experiment_runs_and_its_numbers_follow_the_editor(tmp_path):
     tiny_if = noise["scores"]["overall"]["if"]["by_label"]["primary"]["mean"]
     kept_if = kept["scores"]["overall"]["if"]["by_label"]["primary"]["mean"]
     assert tiny_if <= 2 and kept_if >= 7, (tiny_if, kept_if)
+
+
+def test_the_demo_notice_suggests_a_contrast_that_keeps_every_picture(tmp_path):
+    """The contrast the demo's notice suggests, run as written (on one sample per category):
+    the identity editor keeps each source and the identity executor the primary image, so no
+    picture is lost between the primary and the refined image."""
+    import shlex
+
+    import yaml
+
+    notice = yaml.safe_load((ROOT / "conf" / "experiment" / "demo.yaml").read_text())["notice"]
+    (command,) = re.findall(r"`python -m reedit ([^`]+)`", notice)
+    args = shlex.split(command)
+    assert "model=identity" in args and "executor=identity" in args
+    proc = reedit(*args, "limit=1", "progress=false", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "outputs").glob("*/*")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    verdict = metrics["scores"]["overall"]["verdict"]
+    moves = metrics["scores"]["overall"]["transitions"]["refined"]
+    assert moves["n"] == 5 and moves["regressed"]["count"] == 0
+    assert moves["maintained"]["count"] == verdict["primary"]["yes"] >= 4
+    assert verdict["refined"]["yes_rate"] == verdict["primary"]["yes_rate"]
+    assert notice in (run_dir / "report.md").read_text()

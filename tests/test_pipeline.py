@@ -257,3 +257,6 @@ def test_perceptual_quality_is_judged_when_asked(compose, tmp_path):
     assert "pq" in metrics["judge_health"]
     header = (tmp_path / "samples.csv").read_text().splitlines()[0]
     assert "refined_pq_min" in header and "primary_pq_status" in header
+    report = (tmp_path / "report.md").read_text()
+    assert "| overall | IF | SC | PQ |" in report  # the headline shows it
+    assert "- **PQ** (perceptual quality): two 0–10 sub-scores" in report

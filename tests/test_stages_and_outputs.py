@@ -26,7 +26,7 @@ def test_a_subset_of_stages_then_the_rest_equals_one_full_run(compose, tmp_path,
 
     parts = tmp_path / "parts"
     metrics = run(compose(*REAL, "stages=[edit,report]"), run_dir=parts)
-    assert stage_files(parts) == {"edit.jsonl"}
+    assert stage_files(parts) == {"edit.jsonl", "stages.jsonl"}  # and the stage log
     assert metrics["stages"]["edit"]["ok"] == 5 and metrics["stages"]["judge"]["total"] == 0
     assert not list((parts / "images").glob("*/*/refined.png"))
 

@@ -369,17 +369,61 @@ def test_three_labels():
     rows = [
         _row("a", "physical", "no", "yes"),
         _row("b", "physical", "no", "no"),
+        _row("c", "causal", "no", "yes"),
     ]
     rows[0].verdict["refined_r2"] = "yes"
     rows[1].verdict["refined_r2"] = "yes"
+    rows[2].verdict["refined_r2"] = "no"
     m = compute_metrics(rows, CATS, ["primary", "refined", "refined_r2"], n_boot=10)
     ov = m["overall"]
     assert set(ov["transitions"]) == {"refined", "refined_r2"}
-    # r2 vs primary: both no->yes -> improved 2 of 2
-    assert ov["transitions"]["refined_r2"]["improved"] == {"count": 2, "rate": 100.0}
-    assert ov["verdict"]["refined_r2"]["yes_rate"] == 100.0
-    # best/worst use the LAST label (refined_r2 = 100)
-    assert m["best_category"] == "physical"
+    # r2 vs primary: a, b no->yes -> improved 2 of 3
+    assert ov["transitions"]["refined_r2"]["improved"] == {"count": 2, "rate": 66.6667}
+    assert m["categories"]["physical"]["verdict"]["refined_r2"]["yes_rate"] == 100.0
+    # best/worst use the LAST label (refined_r2: physical 100, causal 0; refined: 50, 100)
+    assert (m["best_category"], m["worst_category"]) == ("physical", "causal")
+
+
+def test_when_every_category_ties_there_is_neither_best_nor_worst():
+    # refined yes-rates: physical 1/2, causal 2/4, cultural 1/2 -> all 50 %
+    spec = {"physical": (1, 2), "causal": (2, 4), "cultural": (1, 2)}
+    rows = [
+        _row(f"{cat}{i}", cat, "no", "yes" if i < yes else "no")
+        for cat, (yes, n) in spec.items()
+        for i in range(n)
+    ]
+    m = compute_metrics(rows, CATS, LABELS, n_boot=10)
+    assert (m["best_category"], m["worst_category"]) == (None, None)
+    # the tied categories in the configured order, and the rate they share
+    assert m["category_tie"] == {"categories": ["physical", "cultural", "causal"], "yes_rate": 50.0}
+
+
+def test_one_category_is_not_its_own_best_and_worst():
+    rows = [_row("a", "physical", "no", "yes"), _row("b", "physical", "no", "no")]
+    m = compute_metrics(rows, CATS, LABELS, n_boot=10)
+    assert (m["best_category"], m["worst_category"]) == (None, None)
+    assert m["category_tie"] == {"categories": ["physical"], "yes_rate": 50.0}
+
+
+def test_no_tie_when_the_rates_differ(verdict_metrics):
+    assert verdict_metrics["category_tie"] is None
+    assert compute_metrics([], CATS, LABELS, n_boot=10)["category_tie"] is None
+
+
+def test_only_the_metrics_asked_get_a_section():
+    rows = _score_rows()
+    for row in rows:
+        row.verdict = {"primary": "yes", "refined": "no"}
+    m = compute_metrics(rows, CATS, LABELS, metrics=["dimension", "if", "sc"], n_boot=10)
+    for block in (m["overall"], m["categories"]["physical"]):
+        assert set(block) == {"n", "verdict", "transitions", "verdict_improvement", "if", "sc"}
+    m = compute_metrics(rows, CATS, LABELS, metrics=["sc"], n_boot=10)
+    assert set(m["overall"]) == {"n", "sc"}
+    assert m["overall"]["sc"] == compute_metrics(rows, CATS, LABELS, n_boot=10)["overall"]["sc"]
+    # without the dimension verdict there is no yes-rate to rank categories by
+    assert (m["best_category"], m["worst_category"], m["category_tie"]) == (None, None, None)
+    with pytest.raises(ValueError, match="unknown metrics"):
+        compute_metrics(rows, CATS, LABELS, metrics=["IF"], n_boot=10)
 
 
 # --------------------------------------------------------------------------- output hygiene

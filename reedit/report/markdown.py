@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from reedit.report.stats import METRICS
+
 
 def _fmt(x: Any, pct: bool = False) -> str:
     if x is None:
         return "–"
     return f"{x:.1f}" if pct else f"{x:.2f}"
+
+
+def _secs(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+# The headline's score columns, and one line on each metric the judge was asked.
+_SCORES = {"if": "IF", "sc": "SC", "pq": "PQ"}
+_GLOSSARY = {
+    "dimension": "**dimension** (the columns by category and overall): the judge's strict yes/no "
+    "verdict on the sample's own reasoning dimension (its category's criteria; uncertain or "
+    "borderline is no), as the % of judged samples answered yes (unscored excluded, see Judge "
+    "health).",
+    "if": "**IF** (instruction following): an integer 0–10, starting from 10 with deductions for a "
+    "missing, extra or wrong edit; the mean.",
+    "sc": "**SC** (semantic consistency): two 0–10 sub-scores, editing success and over-editing "
+    "(10 = only what was asked changed); per sample the lower of the two, then the mean.",
+    "pq": "**PQ** (perceptual quality): two 0–10 sub-scores, naturalness and artifacts "
+    "(10 = none); per sample the lower of the two, then the mean.",
+}
 
 
 def render_markdown(m: dict[str, Any]) -> str:
@@ -28,29 +50,26 @@ def render_markdown(m: dict[str, Any]) -> str:
             'reference\'s substitutes (input image, "no", 5.0) — numbers for parity only.'
         )
     lines.append("")
-    if run["judge_metrics"]:
+    asked = run["judge_metrics"]
+    if asked:
+        ov = scores["overall"]
+        cats = list(scores["categories"]) if "dimension" in asked else []
+        rates = cats + ["overall"] if "dimension" in asked else []
+        shown = [m for m in _SCORES if m in asked]
         lines += ["## Headline", ""]
-        cats = list(scores["categories"])
-        head = ["image"] + cats + ["overall", "IF", "SC"]
+        head = ["image"] + rates + [_SCORES[m] for m in shown]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for label in labels:
             cells = [label]
-            for block in [scores["categories"][c] for c in cats] + [scores["overall"]]:
+            for block in [scores["categories"][c] for c in cats] + ([ov] if rates else []):
                 v = block["verdict"].get(label, {})
                 cells.append(_fmt(v.get("yes_rate"), pct=True))
-            ov = scores["overall"]
-            cells.append(_fmt(ov["if"]["by_label"].get(label, {}).get("mean")))
-            cells.append(_fmt(ov["sc"]["by_label"].get(label, {}).get("mean")))
+            for metric in shown:
+                cells.append(_fmt(ov[metric]["by_label"].get(label, {}).get("mean")))
             lines.append("| " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "Yes-rates in % of judged samples (unscored excluded and shown below); IF and SC on "
-            "0–10 (SC is the mean of the per-sample minimum of its two sub-scores).",
-            "",
-        ]
-        ov = scores["overall"]
-        for label in labels[1:]:
+        lines.append("")
+        for label in labels[1:] if "dimension" in asked else []:
             t = ov["transitions"].get(label)
             if t and t["n"]:
                 lines.append(
@@ -60,11 +79,24 @@ def render_markdown(m: dict[str, Any]) -> str:
                     f"{_fmt(t['regressed']['rate'], True)} %, unchanged "
                     f"{_fmt(t['unchanged']['rate'], True)} % (McNemar p={t['p_value']})"
                 )
-        if scores.get("best_category"):
+        tie = scores.get("category_tie")
+        if tie and len(tie["categories"]) > 1:
+            lines.append(
+                f"- all {len(tie['categories'])} categories tie at "
+                f"{_fmt(tie['yes_rate'], True)} % (by the {labels[-1]} yes-rate): no best or worst"
+            )
+        elif tie:
+            lines.append(
+                f"- one category judged ({tie['categories'][0]}, {_fmt(tie['yes_rate'], True)} "
+                f"% by the {labels[-1]} yes-rate): no best or worst"
+            )
+        elif scores.get("best_category"):
             lines.append(
                 f"- best category: {scores['best_category']}, worst: {scores['worst_category']}"
                 f" (by the {labels[-1]} yes-rate; ties go to the first category)"
             )
+        lines += ["", "## Metrics", ""]
+        lines += [f"- {_GLOSSARY[m]}" for m in METRICS if m in asked]
         lines += [
             "",
             "## Judge health",
@@ -97,14 +129,24 @@ def render_markdown(m: dict[str, Any]) -> str:
     lines += [
         "## Stages",
         "",
-        "| stage | ok | error | unscored | seconds | errors by type |",
-        "|---|---|---|---|---|---|",
+        "| stage | ok | error | unscored | model load s | wall s | unit s | errors by type |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for stage, c in m["stages"].items():
         by_type = ", ".join(f"{k}: {v}" for k, v in c["errors_by_type"].items()) or ""
+        load, wall = _secs(c.get("load_seconds")), _secs(c.get("wall_seconds"))
         lines.append(
-            f"| {stage} | {c['ok']} | {c['error']} | {c['unscored']} | {c['seconds']} | {by_type} |"
+            f"| {stage} | {c['ok']} | {c['error']} | {c['unscored']} | {load} | {wall} | "
+            f"{c['seconds']} | {by_type} |"
         )
+    lines += [
+        "",
+        "model load: the run's model pool loading the stage's model (building or training a tiny "
+        "model included; 0 when an earlier stage had loaded it); wall: the stage from planning to "
+        "its last record; both summed over the stage's executions (rounds, resumed runs: "
+        "`records/stages.jsonl`). unit s: the seconds of the stage's records, summed (a judgement "
+        "from the judge cache takes none).",
+    ]
     if m["bad_records"]:
         lines += ["", f"## Skipped dataset records ({len(m['bad_records'])})", ""]
         lines += [

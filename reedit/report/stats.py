@@ -10,6 +10,8 @@ Conventions:
   with a ``None``/NaN sub-score), is "not scored" for that metric.
 * Verdicts are normalised with ``str.strip().lower()``; anything other than ``"yes"``/``"no"``
   raises ``ValueError`` (mapping unknown text to "no" is the parser's job, not the report's).
+* Only the metrics asked of the judge (``metrics``) get a section: a metric that was never asked
+  is absent, not "unscored with 0 % coverage".
 * All floats in the output are plain Python floats rounded to 4 decimals, except ``p_value``
   which is rounded to 4 significant digits so that small p-values do not collapse to 0.
 """
@@ -24,12 +26,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SampleScores", "bootstrap_ci", "compute_metrics", "mcnemar_exact"]
+__all__ = ["METRICS", "SampleScores", "bootstrap_ci", "compute_metrics", "mcnemar_exact"]
 
 _DIGITS = 4
 # Above this many index-matrix cells (n_boot * n) the bootstrap is drawn in chunks of boots.
 _MAX_CELLS = 4_000_000
 _TRANSITIONS = ("improved", "maintained", "regressed", "unchanged")
+# The judge's metrics, in report order: the dimension verdict, then the scores.
+METRICS = ("dimension", "if", "sc", "pq")
 
 
 @dataclass
@@ -42,6 +46,14 @@ class SampleScores:
     if_score: dict[str, float | None] = field(default_factory=dict)
     sc: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     pq: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+
+
+# A score metric's values in a SampleScores, and whether it is a pair of sub-scores.
+_SCORES: dict[str, tuple[Callable[[SampleScores], dict[str, Any]], bool]] = {
+    "if": (lambda r: r.if_score, False),
+    "sc": (lambda r: r.sc, True),
+    "pq": (lambda r: r.pq, True),
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -258,20 +270,47 @@ def _metric_block(
 
 
 def _block(
-    rows: list[SampleScores], labels: list[str], boot: _Boot
+    rows: list[SampleScores], labels: list[str], boot: _Boot, metrics: Sequence[str]
 ) -> tuple[dict[str, Any], Fraction | None]:
-    """One BLOCK plus the exact yes-rate of the last label (for best/worst ranking)."""
-    verdict, transitions, v_improvement, exact = _verdict_block(rows, labels, boot)
-    block = {
-        "n": len(rows),
-        "verdict": verdict,
-        "transitions": transitions,
-        "verdict_improvement": v_improvement,
-        "if": _metric_block(rows, labels, boot, lambda r: r.if_score, paired=False),
-        "sc": _metric_block(rows, labels, boot, lambda r: r.sc, paired=True),
-        "pq": _metric_block(rows, labels, boot, lambda r: r.pq, paired=True),
-    }
-    return block, exact[labels[-1]]
+    """One BLOCK (the metrics asked only) plus the exact yes-rate of the last label (for the
+    best/worst ranking; None without the dimension verdict)."""
+    block: dict[str, Any] = {"n": len(rows)}
+    rate = None
+    if "dimension" in metrics:
+        verdict, transitions, v_improvement, exact = _verdict_block(rows, labels, boot)
+        block |= {
+            "verdict": verdict,
+            "transitions": transitions,
+            "verdict_improvement": v_improvement,
+        }
+        rate = exact[labels[-1]]
+    for metric, (getter, paired) in _SCORES.items():
+        if metric in metrics:
+            block[metric] = _metric_block(rows, labels, boot, getter, paired)
+    return block, rate
+
+
+def _rank(rates: list[tuple[str, Fraction]]) -> dict[str, Any]:
+    """Best and worst category (ties to the first in order); when every ranked category has the
+    same rate there is neither, and ``category_tie`` says so (the categories and their rate)."""
+    if not rates:
+        return {"best_category": None, "worst_category": None, "category_tie": None}
+    if len({rate for _, rate in rates}) == 1:
+        return {
+            "best_category": None,
+            "worst_category": None,
+            "category_tie": {
+                "categories": [cat for cat, _ in rates],
+                "yes_rate": _r(100 * float(rates[0][1])),
+            },
+        }
+    best = worst = rates[0]
+    for cat, rate in rates[1:]:
+        if rate > best[1]:
+            best = (cat, rate)
+        if rate < worst[1]:
+            worst = (cat, rate)
+    return {"best_category": best[0], "worst_category": worst[0], "category_tie": None}
 
 
 def compute_metrics(
@@ -279,19 +318,26 @@ def compute_metrics(
     categories: list[str],
     labels: list[str],
     *,
+    metrics: Sequence[str] = METRICS,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Per-category and pooled (micro-average) metrics; see module docstring for conventions.
 
     ``labels[0]`` is the baseline; every other label is compared against it. Rows whose category
-    is not in ``categories`` are ignored. Best/worst category are ranked by the yes-rate of
-    ``labels[-1]`` (exact fractions, ties to the first category in ``categories``).
+    is not in ``categories`` are ignored. Only the ``metrics`` asked of the judge get a section
+    (``dimension``: verdict, transitions and verdict_improvement; ``if``, ``sc``, ``pq``).
+    Best/worst category are ranked by the yes-rate of ``labels[-1]`` (exact fractions, ties to
+    the first category in ``categories``); when every ranked category has the same rate, both are
+    None and ``category_tie`` holds the categories and their yes-rate.
     """
     if not labels:
         raise ValueError("labels must contain at least the baseline label")
     if len(set(labels)) != len(labels):
         raise ValueError(f"duplicate labels: {labels}")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; expected some of {list(METRICS)}")
     order = list(dict.fromkeys(categories))
     by_cat: dict[str, list[SampleScores]] = {c: [] for c in order}
     for row in rows:
@@ -301,25 +347,19 @@ def compute_metrics(
 
     boot = _Boot(n_boot, seed)
     cat_blocks: dict[str, Any] = {}
-    best: tuple[str, Fraction] | None = None
-    worst: tuple[str, Fraction] | None = None
+    rates: list[tuple[str, Fraction]] = []
     for cat in order:
         if not by_cat[cat]:
             continue
-        block, rate = _block(by_cat[cat], labels, boot)
+        block, rate = _block(by_cat[cat], labels, boot, metrics)
         cat_blocks[cat] = block
-        if rate is None:
-            continue
-        if best is None or rate > best[1]:
-            best = (cat, rate)
-        if worst is None or rate < worst[1]:
-            worst = (cat, rate)
+        if rate is not None:
+            rates.append((cat, rate))
 
-    overall, _ = _block(kept, labels, boot)
+    overall, _ = _block(kept, labels, boot, metrics)
     return {
         "n_samples": len(kept),
         "categories": cat_blocks,
         "overall": overall,
-        "best_category": best[0] if best else None,
-        "worst_category": worst[0] if worst else None,
+        **_rank(rates),
     }

@@ -1,7 +1,8 @@
 """The one stage loop. A stage is a declaration (its name, model group, payload type, how it builds
 its units, calls its model on a chunk and turns a result into a record); :func:`drive` does the
 rest for every stage: resume planning, "nothing to do -> no model loaded", the model from the
-run's pool, the progress bar, chunking, the background image writer, appending records and the
+run's pool, the progress bar, chunking, the background image writer, appending records, the
+stage log (``records/stages.jsonl``: each execution's model load and wall seconds) and the
 error-rate check.
 
 ``shard`` says which of the pending units this process takes and which records file it appends
@@ -13,6 +14,7 @@ from __future__ import annotations
 import abc
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from reedit.data.base import Sample
 from reedit.layout import RunLayout
-from reedit.records import PAYLOADS, ArtefactWriter, Record
+from reedit.records import PAYLOADS, ArtefactWriter, Record, StageLog, StageRun
 from reedit.runtime.pool import ModelPool
 from reedit.stages.inputs import Source, Upstream
 from reedit.stages.resume import ResumePlan
@@ -150,7 +152,9 @@ def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
 
 
 def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
-    """Run a stage's pending units (those of ``shard``) and record each."""
+    """Run a stage's pending units (those of ``shard``) and record each; an execution with work
+    to do appends its :class:`StageRun` (model load and wall time) to ``records/stages.jsonl``."""
+    started = time.perf_counter()
     upstream = Upstream(ws.samples, ws.layout, ws.plan, ws.compat)
     units = stage.units(upstream)
     store = ws.plan.open_store(stage.name, shard.rank)
@@ -173,9 +177,18 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
     if not mine:  # other shards have them: no model is loaded here
         log.info("%s: no pending unit falls to this shard", stage.label)
         return
+    run = StageRun(
+        stage.name,
+        stage.round,
+        stage.group,
+        ws.names.get(stage.group),
+        units=len(units),
+        pending=len(mine),
+        rank=shard.rank,
+    )
     writer = ArtefactWriter(store, compress_level=ws.png_compress_level)
     try:
-        model = ws.pool.get(stage.group)
+        model = _load(ws.pool, stage.group, run)
         with _progress(stage.label, len(mine), ws.progress) as bar:
             for chunk in chunks(mine, stage.chunk_size(model)):
                 for unit, result in zip(chunk, stage.call(model, chunk)):
@@ -185,13 +198,38 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
                         writer.submit(out.image, out.path, out.record)
                     else:
                         store.append(out.record)
+                    run.done += 1
                     bar.update(1)
+    except BaseException as exc:
+        run.completed, run.error = False, f"{type(exc).__name__}: {exc}"[:500]
+        raise
     finally:
         try:
             writer.close()
         finally:
             store.close()
+            run.wall_seconds = round(time.perf_counter() - started, 6)
+            StageLog(ws.layout.root, shard.rank).append(run)
+    log.info(
+        "%s: %d %s in %.2f s (model load %.2f s)",
+        stage.label,
+        run.done,
+        stage.noun,
+        run.wall_seconds,
+        run.load_seconds,
+    )
     ws.plan.check_error_rate(stage.name, store.records(payload), [u.key for u in units])
+
+
+def _load(pool: ModelPool, group: str, run: StageRun) -> Any:
+    """The group's model from the pool; the time of its load (when this stage is the one that
+    loads it) goes to ``run.load_seconds``."""
+    loaded = pool.is_loaded(group)
+    t0 = time.perf_counter()
+    model = pool.get(group)
+    if not loaded:
+        run.load_seconds = round(time.perf_counter() - t0, 6)
+    return model
 
 
 def _progress(label: str, total: int, enabled: bool) -> Any:

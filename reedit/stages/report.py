@@ -12,7 +12,17 @@ from typing import Any
 
 from reedit.data.base import BadRecord, Sample
 from reedit.layout import RunLayout, judgement_key, round_key
-from reedit.records import ERROR, OK, PAYLOADS, UNSCORED, Record, RecordStore, write_bytes_atomic
+from reedit.records import (
+    ERROR,
+    OK,
+    PAYLOADS,
+    UNSCORED,
+    Record,
+    RecordStore,
+    StageLog,
+    StageRun,
+    write_bytes_atomic,
+)
 from reedit.report.markdown import render_markdown
 from reedit.report.stats import SampleScores, compute_metrics
 
@@ -47,7 +57,9 @@ def run_report(ctx: ReportInputs) -> dict[str, Any]:
     records = {stage: RecordStore(ctx.root, stage).records(PAYLOADS[stage]) for stage in PAYLOADS}
     labels, metrics_cfg, compat = ctx.labels, ctx.metrics, ctx.compat
     rows = [_scores(s, records["judge"], labels, metrics_cfg, compat) for s in ctx.samples]
-    scores = compute_metrics(rows, ctx.categories, labels, n_boot=ctx.bootstrap, seed=ctx.seed)
+    scores = compute_metrics(
+        rows, ctx.categories, labels, metrics=metrics_cfg, n_boot=ctx.bootstrap, seed=ctx.seed
+    )
     metrics = {
         "run": {
             "run_dir": str(ctx.root),
@@ -62,7 +74,7 @@ def run_report(ctx: ReportInputs) -> dict[str, Any]:
             "notice": ctx.notice,
         },
         "scores": scores,
-        "stages": _stage_counts(ctx, records),
+        "stages": _stage_counts(ctx, records, StageLog(ctx.root).runs()),
         "judge_health": _judge_health(ctx, records["judge"], labels, metrics_cfg),
         "bad_records": [
             {"index": b.index, "field": b.field, "message": b.message, "id": b.id}
@@ -98,12 +110,18 @@ def _scores(sample, judge_recs: dict[str, Record], labels, metrics, compat) -> S
     return row
 
 
-def _stage_counts(ctx: ReportInputs, records: dict[str, dict[str, Record]]) -> dict[str, Any]:
+def _stage_counts(
+    ctx: ReportInputs, records: dict[str, dict[str, Record]], runs: list[StageRun]
+) -> dict[str, Any]:
+    """Per stage: record counts, the records' summed unit seconds, and from ``records/stages.jsonl``
+    the model load and wall seconds summed over the stage's executions (rounds and resumed runs;
+    None when no execution was logged, e.g. a folder written before the log existed)."""
     ids = {s.id for s in ctx.samples}
     out = {}
     for stage, recs in records.items():
         mine = [r for r in recs.values() if r.sample_id in ids]
         counts = Counter(r.status for r in mine)
+        executed = [r for r in runs if r.stage == stage]
         out[stage] = {
             "ok": counts.get(OK, 0),
             "error": counts.get(ERROR, 0),
@@ -111,9 +129,16 @@ def _stage_counts(ctx: ReportInputs, records: dict[str, dict[str, Record]]) -> d
             "total": len(mine),
             "errors_by_type": dict(Counter(r.error_type for r in mine if not r.ok)),
             "seconds": round(sum(r.seconds or 0 for r in mine), 3),
+            "load_seconds": _sum(r.load_seconds for r in executed) if executed else None,
+            "wall_seconds": _sum(r.wall_seconds for r in executed) if executed else None,
+            "executions": len(executed),
         }
     out["edit"]["not_attempted"] = len(ids) - out["edit"]["total"]
     return out
+
+
+def _sum(values: Any) -> float:
+    return round(sum(values), 3)
 
 
 def _judge_health(ctx, judge_recs, labels, metrics) -> dict[str, Any]:
