@@ -258,7 +258,8 @@ def launch(app: Callable[[], Any], config_dir: Path, config_name: str) -> None:
 
 # -- the task: outcomes, and no trace of a failed start ---------------------------------------
 def _recorded(folder: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_size for p in (folder / "records").glob("**/*.jsonl")}
+    files = (folder / "records").glob("**/*.jsonl")  # unit records (not the stage log)
+    return {str(p): p.stat().st_size for p in files if not p.name.startswith("stages")}
 
 
 def _only_logs(folder: Path) -> bool:

@@ -139,13 +139,9 @@ def test_the_readme_and_help_commands_in_a_fresh_clone(tmp_path):
     bin_dir = Path(PY).parent
 
     def run(argv: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            argv, cwd=clone, env=env, capture_output=True, text=True, timeout=900
-        )
+        return subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
 
-    helps = {
-        m: run([PY, "-m", m, "--help"]).stdout for m in ("reedit", "reedit.editrefine")
-    }
+    helps = {m: run([PY, "-m", m, "--help"]).stdout for m in ("reedit", "reedit.editrefine")}
     commands = _commands((clone / "README.md").read_text())
     commands += [c for text in helps.values() for c in _help_commands(text)]
     commands += ["python -m reedit --help", "python -m reedit.editrefine --help"]
