@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from reedit.config import ConfigError
 from reedit.records import RecordStore
 from reedit.run import run
 from reedit.runtime.pool import ModelLoadError
@@ -26,9 +27,11 @@ def test_hub_id_not_downloaded_while_offline(compose, tmp_path, monkeypatch):
 
 
 def test_local_path_that_does_not_exist(compose, tmp_path):
+    """Named at set-up, before any data is read (no run folder is made)."""
     cfg = compose(*BASE, "model=tiny_flux2", f"model.path={tmp_path}/nowhere")
-    with pytest.raises(ModelLoadError, match=r"model.path: no such folder: .*nowhere"):
+    with pytest.raises(ConfigError, match=r"model.path: no such folder: .*nowhere"):
         run(cfg, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_local_folder_that_is_not_a_pipeline(compose, tmp_path):

@@ -130,8 +130,9 @@ def test_a_resumed_run_adds_its_own_stage_lines_and_the_report_sums_them(compose
 
 
 def test_a_stage_that_fails_logs_its_execution_as_not_completed(compose, tmp_path):
+    (tmp_path / "empty").mkdir()  # a folder, but no pipeline: the load fails
     cfg = compose(
-        "dataset=demo", "model=precomputed", f"model.images_dir={tmp_path}/none", "progress=false"
+        "dataset=demo", "model=tiny_flux2", f"model.path={tmp_path}/empty", "progress=false"
     )
     with pytest.raises(ModelLoadError):
         run(cfg, run_dir=tmp_path / "run")

@@ -34,6 +34,7 @@ class Expect:
     says: tuple[str, ...] = ()  # each must appear in the output
     once: tuple[str, ...] = ()  # each must appear exactly once (a message printed once)
     skip: str = ""  # why it is not run here
+    makes: bool = False  # its run folder is the README's outputs/<date>/<time>_identity
 
 
 EXPECTED = [
@@ -42,7 +43,14 @@ EXPECTED = [
     Expect(r"^\. \.venv/bin/activate$", None, skip="the walk-through runs the venv's python"),
     Expect(r"^python -m reedit --help$", 0, ("== Configuration groups ==", "Examples:")),
     Expect(r"^python -m reedit\.editrefine --help$", 0, ("image=<file>", "Writes")),
-    Expect(r"^python -m reedit dataset=demo model=identity$", 0, ("done: edit: 10 ok",)),
+    Expect(
+        r"^python -m reedit \+experiment=demo model=identity executor=identity$",
+        0,
+        ("primary: yes-rate 90.0 %", "refined: yes-rate 90.0 %"),
+    ),
+    Expect(
+        r"^python -m reedit dataset=demo model=identity$", 0, ("done: edit: 10 ok",), makes=True
+    ),
     Expect(r"^reedit dataset=demo model=identity$", 0, ("done: edit: 10 ok",)),
     Expect(r"^python -m reedit run_dir=outputs/<date>/<time>_identity$", 0, ("nothing to do",)),
     Expect(
@@ -172,8 +180,9 @@ def test_the_readme_and_help_commands_in_a_fresh_clone(tmp_path):
         for text in expect.once:
             assert output.count(text) == 1, f"{command}: '{text}' not once in\n{output[-3000:]}"
         assert "Traceback" not in output, f"{command}:\n{output[-3000:]}"
-        if not first_run:
-            first_run += sorted(set(clone.glob("outputs/*/*_identity")) - before)
+        if expect.makes:
+            (made,) = set(clone.glob("outputs/*/*_identity")) - before
+            first_run.append(made)
         done.add(expect.pattern)
     # the outcomes the walk-through promises were each reached
     assert {e.pattern for e in EXPECTED if e.rc is not None} <= done
