@@ -344,6 +344,7 @@ class SweepSummary(Callback):
         from hydra.core.utils import JobStatus
         from hydra.types import RunMode
 
+        _State.started = False  # the next job's composition errors are Hydra's again
         hc = config.hydra
         if hc.mode != RunMode.MULTIRUN:
             return

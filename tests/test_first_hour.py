@@ -260,6 +260,13 @@ def test_a_sweep_goes_on_after_a_failed_job_and_ends_with_one_line_per_job(tmp_p
     assert (Path(jobs[0]["run_dir"]) / "metrics.json").is_file()
 
 
+def test_an_unknown_option_in_a_sweep_is_a_message_too(tmp_path):
+    proc = reedit("-m", *QUICK, "stages=[edit]", "model=identity,identiy", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "identiy" in x]
+    assert "Did you mean 'model=identity'?" in line
+
+
 def test_setup_reports_a_missing_value_and_a_bad_value_together(compose):
     from reedit.run import setup
 
