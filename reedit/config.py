@@ -126,11 +126,12 @@ def spec_of(node: Any, what: str) -> Spec | None:
     return Spec(what, target, cls, obj, children)
 
 
-def build(spec: Spec, **resources: Any) -> Any:
-    """Build a component in this process: nested components first, then the class with its
-    settings and ``resources`` (``gpus``, ``locate``). A constructor's own checks that fail
-    are a :class:`ConfigError` naming the component."""
-    children = {name: build(child, **resources) for name, child in spec.children.items()}
+def build(spec: Spec, children: dict[str, Any] | None = None, **resources: Any) -> Any:
+    """Build a component in this process: nested components first (or ``children``, built by
+    the caller), then the class with its settings and ``resources`` (``gpus``, ``locate``). A
+    constructor's own checks that fail are a :class:`ConfigError` naming the component."""
+    if children is None:
+        children = {name: build(child, **resources) for name, child in spec.children.items()}
     try:
         return spec.cls(spec.settings, **children, **resources)
     except ReeditError:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -39,7 +40,15 @@ def fingerprint(obj: Any) -> str:
 
 
 def write_image_atomic(image: Any, path: Path, compress_level: int = 1) -> None:
-    """Save a PIL image as PNG atomically."""
+    """Save a PIL image as PNG atomically; an image already in a file (a worker's output, a
+    PNG) is renamed into place."""
+    if isinstance(image, (str, Path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(image, path)
+        except OSError:  # another file system
+            shutil.move(str(image), path)
+        return
     from reedit.data.png import encode_png
 
     write_bytes_atomic(encode_png(image, compress_level), path)

@@ -21,7 +21,7 @@ from dataclasses import MISSING as _NO_DEFAULT
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import MISSING
+MISSING = "???"  # OmegaConf's mark of a mandatory value (not imported: workers run without it)
 
 __all__ = [
     "MISSING",

@@ -46,10 +46,15 @@ class StepsRequest:
 
 @dataclass
 class EditResult:
-    image: Any | None  # PIL.Image.Image on success
+    image: Any | None  # PIL.Image.Image on success, or the PNG file a worker wrote
     seconds: float
     error_type: str | None = None
     error: str | None = None
+    size: tuple[int, int] | None = None  # (width, height) of an image given as a file
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.size) if self.size else self.image.size
 
     @property
     def ok(self) -> bool:

@@ -37,19 +37,7 @@ def _nodes(spec: Spec) -> list[Spec]:
 def check(spec: Spec, gpus: Sequence[int]) -> None:
     """Fail at set-up, naming the key, for a runtime or GPU layout this build cannot honour."""
     for node in _nodes(spec):
-        where = getattr(node.settings, "runtime", INPROCESS)
-        if where == INPROCESS:
-            pass
-        elif isinstance(where, dict) and where.get("kind") == "worker":
-            raise ConfigError(
-                f"{node.what}.runtime: the worker runtime (the model in a persistent process of "
-                "another environment) is not available yet; use runtime: inprocess"
-            )
-        else:
-            raise ConfigError(
-                f"{node.what}.runtime: unknown runtime {where!r}; choose inprocess "
-                "(or, once available, {kind: worker, ...})"
-            )
+        worker_config(node)  # checks the runtime setting
         if getattr(node.settings, "parallel", None) == "data" and len(gpus) > 1:
             raise ConfigError(
                 f"gpus={list(gpus)} with {node.what}.parallel=data needs one rank per GPU, which "
@@ -89,6 +77,36 @@ def warn_unused_gpus(specs: dict[str, Spec | None], gpus: Sequence[int]) -> None
         log.info("gpus=%s: used by %s; not by %s", list(gpus), ", ".join(users), ", ".join(idle))
 
 
+def worker_config(node: Spec) -> Any:
+    """The node's worker settings, or None when it runs in process (a bad value: ConfigError)."""
+    where = getattr(node.settings, "runtime", INPROCESS)
+    if where == INPROCESS:
+        return None
+    from reedit.runtime.workers import WorkerConfig
+
+    if where == "worker" or (isinstance(where, dict) and where.get("kind") == "worker"):
+        from reedit.models.base import Editor
+        from reedit.models.vlm.base import VLM
+
+        if not issubclass(node.cls, (Editor, VLM)):
+            raise ConfigError(
+                f"{node.what}.runtime: only an editor or a VLM backend runs in a worker"
+            )
+        return WorkerConfig.of(where, f"{node.what}.runtime")
+    raise ConfigError(
+        f"{node.what}.runtime: unknown runtime {where!r}; choose inprocess, worker, or "
+        "{kind: worker, python: ... | conda: ... | mamba: ... | micromamba: ...}"
+    )
+
+
 def open_model(spec: Spec, placement: Placement) -> Any:
-    """Build ``spec``'s model where its runtime says (not loaded yet)."""
-    return build(spec, gpus=list(placement.gpus), locate=placement.locate)
+    """Build ``spec``'s model where its runtime says (not loaded yet): in this process, or a
+    proxy of the model in a worker (any node of the tree: a judge's VLM backend too)."""
+    children = {n: open_model(child, placement) for n, child in spec.children.items()}
+    obj = build(spec, children, gpus=list(placement.gpus), locate=placement.locate)
+    config = worker_config(spec)
+    if config is None:
+        return obj
+    from reedit.runtime.proxies import hosted
+
+    return hosted(obj, config)

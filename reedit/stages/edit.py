@@ -40,5 +40,5 @@ class EditStage(Stage):
         if not res.ok:
             return Output(rec)
         path = ws.layout.image(unit.sample.category, unit.sample.id, PRIMARY)
-        payload.image, payload.size = ws.layout.rel(path), list(res.image.size)
+        payload.image, payload.size = ws.layout.rel(path), list(res.image_size)
         return Output(rec, res.image, path)
