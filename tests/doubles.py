@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -147,3 +149,44 @@ class SlowIdentityEditor(IdentityEditor):
                 raise RuntimeError(f"scripted failure for {req.sample_id}")
             time.sleep(self.delay)
         return super()._edit(requests)
+
+
+class MisbehavingEditor(IdentityEditor):
+    """Identity that misbehaves on demand, for the worker runtime's fault tests: ``delay`` per
+    call, prints to stdout from Python and through fd 1 (as C code does), floods stderr with
+    ``stderr_flood_mb`` MB, exits with ``exit_on_load`` while loading; ``info()`` tells which of
+    Hydra, OmegaConf and W&B its interpreter can import."""
+
+    @dataclass
+    class Settings(IdentityEditor.Settings):
+        delay: float = 0.0
+        stdout_noise: bool = False
+        stderr_flood_mb: int = 0
+        exit_on_load: int | None = None
+
+    def _load(self) -> None:
+        if self.settings.exit_on_load is not None:
+            print("about to exit while loading", file=sys.stderr, flush=True)  # noqa: T201
+            os._exit(self.settings.exit_on_load)
+
+    def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
+        if self.settings.stdout_noise:
+            print("noise from python's print")  # noqa: T201 - the point
+            sys.stdout.flush()
+            os.write(1, b"noise written to fd 1, as C code does\n")
+        if self.settings.stderr_flood_mb:
+            chunk = "x" * (1 << 20)  # 1 MB lines, then one with a newline
+            for _ in range(self.settings.stderr_flood_mb):
+                sys.stderr.write(chunk)
+            sys.stderr.write("\nflood done\n")
+            sys.stderr.flush()
+        time.sleep(self.settings.delay)
+        return super()._edit(requests)
+
+    def info(self) -> dict[str, Any]:
+        import importlib.util
+
+        found = {
+            m: importlib.util.find_spec(m) is not None for m in ("hydra", "omegaconf", "wandb")
+        }
+        return {**super().info(), "importable": found, "python": sys.executable}

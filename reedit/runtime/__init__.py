@@ -1,10 +1,13 @@
 """Where a model runs: the seam the run's model pool opens every model through.
 
-A model's ``runtime`` setting decides: ``inprocess`` (this process; the only runtime today) or a
-worker in another environment (``{kind: worker, ...}``: the worker runtime is a later addition and
-a set-up error until then). :func:`check` runs at set-up, before any data or model is touched;
-:func:`open_model` builds a model (an editor, a VLM backend, or a refiner/judge around its
-backend) without loading it.
+A model's ``runtime`` setting decides: ``inprocess`` (this process) or a worker, a persistent
+process of another interpreter (``worker`` or ``{kind: worker, ...}``: the parent side in
+:mod:`reedit.runtime.workers`, the worker itself in :mod:`reedit.runtime.worker`). :func:`check` runs at set-up, before any data
+or model is touched; :func:`open_model` builds a model (an editor, a VLM backend, or a
+refiner/judge around its backend) without loading it.
+
+This package's ``__init__`` imports nothing beyond the standard library and ``reedit.settings``
+at import time: ``python -m reedit.runtime.worker`` runs where OmegaConf and Hydra are not.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reedit.config import ConfigError, Spec, build
 from reedit.models.component import unchanged
+
+if TYPE_CHECKING:
+    from reedit.config import Spec
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ def _nodes(spec: Spec) -> list[Spec]:
 
 def check(spec: Spec, gpus: Sequence[int]) -> None:
     """Fail at set-up, naming the key, for a runtime or GPU layout this build cannot honour."""
+    from reedit.config import ConfigError
+
     for node in _nodes(spec):
         worker_config(node)  # checks the runtime setting
         if getattr(node.settings, "parallel", None) == "data" and len(gpus) > 1:
@@ -82,6 +89,7 @@ def worker_config(node: Spec) -> Any:
     where = getattr(node.settings, "runtime", INPROCESS)
     if where == INPROCESS:
         return None
+    from reedit.config import ConfigError
     from reedit.runtime.workers import WorkerConfig
 
     if where == "worker" or (isinstance(where, dict) and where.get("kind") == "worker"):
@@ -102,6 +110,8 @@ def worker_config(node: Spec) -> Any:
 def open_model(spec: Spec, placement: Placement) -> Any:
     """Build ``spec``'s model where its runtime says (not loaded yet): in this process, or a
     proxy of the model in a worker (any node of the tree: a judge's VLM backend too)."""
+    from reedit.config import build
+
     children = {n: open_model(child, placement) for n, child in spec.children.items()}
     obj = build(spec, children, gpus=list(placement.gpus), locate=placement.locate)
     config = worker_config(spec)

@@ -140,6 +140,7 @@ class WorkerProcess:
         self.tail: collections.deque[str] = collections.deque(maxlen=30)
         self.restarts = 0
         self.ready: dict[str, Any] = {}
+        self.protocol = PROTOCOL  # the version this parent speaks
         self._replies: queue.Queue = queue.Queue()
         self._next_id = 0
 
@@ -172,7 +173,7 @@ class WorkerProcess:
         self._replies = queue.Queue()
         threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True).start()
-        self._send({**self.hello, "op": "hello", "version": PROTOCOL})
+        self._send({**self.hello, "op": "hello", "version": self.protocol})
         message = self._wait(cfg.start_timeout, "start")
         if message.get("op") != "ready":
             self.stop()
@@ -247,8 +248,7 @@ class WorkerProcess:
             )
         self.restarts += 1
         log.warning(
-            "worker %s: %s; restarting (%d of %d)",
-            self.config.what,
+            "%s; restarting the worker (%d of %d)",
             why,
             self.restarts,
             self.config.max_restarts,

@@ -1,0 +1,237 @@
+"""The worker runtime: models in a persistent process of another interpreter. A real second
+environment (a venv with its own interpreter and site-packages, reaching torch, diffusers and
+transformers through a ``.pth`` line, without Hydra, OmegaConf or W&B), real processes, real
+signals; the misbehaving model is the test double ``doubles.MisbehavingEditor``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import REAL_MODELS, TESTS
+
+from reedit.config import spec_of
+from reedit.models.base import EditRequest
+from reedit.run import run
+from reedit.runtime import Placement, open_model
+from reedit.runtime.workers import WorkerFailed
+
+HIDDEN = ("hydra", "omegaconf", "wandb", "antlr4")
+
+
+@pytest.fixture(scope="module")
+def second_env(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("second_env")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    python = root / "venv" / "bin" / "python"
+    site = subprocess.check_output(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    ).strip()
+    main_site = next(Path(p) for p in sys.path if p.endswith("site-packages") and "venv" in p)
+    shim = root / "main_packages"  # the main env's packages, less the ones a worker must not need
+    shim.mkdir()
+    for entry in main_site.iterdir():
+        name = entry.name.lower()
+        if name.startswith((*HIDDEN, "reedit", "_reedit", "__editable__")) or name.endswith(".pth"):
+            continue
+        (shim / entry.name).symlink_to(entry)
+    (Path(site) / "main_packages.pth").write_text(f"{shim}\n")
+    return python
+
+
+def worker(python: str | Path, **extra) -> str:
+    """A `runtime` override for a worker in ``python`` that can import the test doubles."""
+    items = {"kind": "worker", "python": f"'{python}'", "repo_path": f"'{TESTS}'", **extra}
+    return "{" + ",".join(f"{k}:{v}" for k, v in items.items()) + "}"
+
+
+def misbehaving(python=sys.executable, **settings):
+    runtime = {"kind": "worker", "python": str(python), "repo_path": str(TESTS)}
+    runtime.update(settings.pop("runtime", {}))
+    node = {"_target_": "doubles.MisbehavingEditor", "runtime": runtime, **settings}
+    return open_model(spec_of(node, "model"), Placement())
+
+
+def requests(n: int, picture: Path) -> list[EditRequest]:
+    return [EditRequest(f"s{i}", f"s{i}", "physical", picture, "x", i) for i in range(n)]
+
+
+@pytest.fixture
+def picture(tmp_path) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "in.png"
+    Image.new("RGB", (32, 24), (10, 200, 30)).save(path)
+    return path
+
+
+def workers_alive() -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "reedit.runtime.worker" in " ".join(p.info["cmdline"] or []):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_orphans():
+    yield
+    deadline = time.monotonic() + 10
+    while workers_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not workers_alive(), "a worker process outlived its test"
+
+
+def comparable(folder: Path, stage: str) -> dict:
+    out = {}
+    for line in (folder / "records" / f"{stage}.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        for k in ("seconds", "time", "info"):
+            r.pop(k, None)
+        out[r["key"]] = r
+    return out
+
+
+def test_the_second_env_cannot_import_hydra_omegaconf_or_wandb(second_env, picture):
+    editor = misbehaving(second_env)
+    try:
+        editor.load()
+        info = editor.info()
+        assert info["importable"] == {"hydra": False, "omegaconf": False, "wandb": False}
+        assert info["python"] == str(second_env) and info["runtime"] == "worker"
+        (res,) = editor.edit(requests(1, picture))
+        assert res.ok and Path(res.image).is_file() and res.image_size == (32, 24)
+    finally:
+        editor.close()
+
+
+def test_a_diffusers_editor_and_the_judge_in_the_second_env_match_in_process(
+    compose, tmp_path, second_env
+):
+    base = (*REAL_MODELS, "limit=1", "model=tiny_flux2", "refiner=none")
+    run(compose(*base), run_dir=tmp_path / "inprocess")
+    hosted = (f"+model.runtime={worker(second_env)}", f"+judge.vlm.runtime={worker(second_env)}")
+    run(compose(*base, *hosted), run_dir=tmp_path / "worker")
+    a, b = tmp_path / "inprocess", tmp_path / "worker"
+    images = sorted(p.relative_to(a) for p in a.glob("images/*/*/*.png"))
+    assert len(images) == 5
+    assert all((a / p).read_bytes() == (b / p).read_bytes() for p in images)
+    assert comparable(a, "judge") == comparable(b, "judge") and len(comparable(a, "judge")) == 15
+    edit = json.loads((b / "records" / "edit.jsonl").read_text().splitlines()[0])
+    assert edit["info"]["runtime"] == "worker"
+
+
+def test_prints_to_stdout_from_python_and_fd_1_do_not_touch_the_protocol(picture, caplog):
+    import logging
+
+    editor = misbehaving(stdout_noise=True)
+    try:
+        with caplog.at_level(logging.INFO, logger="reedit.worker"):
+            results = editor.edit(requests(3, picture))
+        assert all(r.ok for r in results)
+    finally:
+        editor.close()
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("[worker model] noise written to fd 1" in m for m in logged)
+    assert any("[worker model] noise from python's print" in m for m in logged)
+
+
+def test_a_worker_killed_mid_request_fails_those_requests_and_restarts(picture):
+    editor = misbehaving(delay=2.0, batch_size=2)  # both requests in flight at once
+    try:
+        editor.load()
+        pid = editor.worker.ready["pid"]
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        lost = editor.edit(requests(2, picture))
+        assert [r.error_type for r in lost] == ["WorkerLost", "WorkerLost"]
+        assert "killed by signal SIGKILL" in lost[0].error
+        again = editor.edit(requests(2, picture))  # the restarted worker
+        assert all(r.ok for r in again) and editor.worker.ready["pid"] != pid
+        assert editor.worker.restarts == 1
+    finally:
+        editor.close()
+
+
+def test_a_request_past_its_timeout_is_an_error_and_the_worker_restarts(picture):
+    editor = misbehaving(delay=30.0, runtime={"request_timeout": 1, "max_restarts": 1})
+    try:
+        (res,) = editor.edit(requests(1, picture))
+        assert res.error_type == "WorkerLost" and "request_timeout=1 s" in res.error
+        with pytest.raises(WorkerFailed, match="max_restarts=1 used up"):
+            editor.edit(requests(1, picture))
+    finally:
+        editor.close()
+
+
+def test_a_worker_that_exits_while_loading_is_a_clear_error(picture):
+    editor = misbehaving(exit_on_load=7)
+    with pytest.raises(WorkerFailed) as err:
+        editor.load()
+    text = str(err.value)
+    assert "exited while starting (exit status 7)" in text
+    assert "about to exit while loading" in text
+
+
+def test_a_stderr_flood_is_streamed_with_bounded_lines(picture, caplog):
+    import logging
+
+    editor = misbehaving(stderr_flood_mb=50)
+    try:
+        with caplog.at_level(logging.INFO, logger="reedit.worker"):
+            (res,) = editor.edit(requests(1, picture))
+        assert res.ok
+    finally:
+        editor.close()
+    flood = [r.getMessage() for r in caplog.records if "[worker model] x" in r.getMessage()]
+    assert flood and max(len(m) for m in flood) <= 2100  # long lines cut, never held whole
+    assert any("flood done" in r.getMessage() for r in caplog.records)
+
+
+def test_a_protocol_mismatch_is_a_clear_error():
+    editor = misbehaving()
+    editor.worker.protocol = 999
+    with pytest.raises(
+        WorkerFailed, match="ProtocolMismatch: worker speaks protocol 1, parent 999"
+    ):
+        editor.load()
+
+
+def test_an_orphaned_worker_exits_by_itself(tmp_path):
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(TESTS)!r})
+from reedit.config import spec_of
+from reedit.runtime import Placement, open_model
+node = {{"_target_": "doubles.MisbehavingEditor",
+        "runtime": {{"kind": "worker", "repo_path": {str(TESTS)!r}}}}}
+m = open_model(spec_of(node, "model"), Placement())
+m.load()
+print(m.worker.ready["pid"], flush=True)
+time.sleep(120)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    assert psutil.pid_exists(pid)
+    parent.kill()  # SIGKILL: no clean-up code runs in the parent
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie":
+        assert time.monotonic() < deadline, "the orphaned worker did not exit"
+        time.sleep(0.1)
+
+
+def test_a_missing_interpreter_names_the_key():
+    editor = misbehaving(python="/no/such/python")
+    with pytest.raises(WorkerFailed, match="model.runtime: cannot start /no/such/python"):
+        editor.load()
