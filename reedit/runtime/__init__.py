@@ -2,9 +2,9 @@
 
 A model's ``runtime`` setting decides: ``inprocess`` (this process) or a worker, a persistent
 process of another interpreter (``worker`` or ``{kind: worker, ...}``: the parent side in
-:mod:`reedit.runtime.workers`, the worker itself in :mod:`reedit.runtime.worker`). :func:`check` runs at set-up, before any data
-or model is touched; :func:`open_model` builds a model (an editor, a VLM backend, or a
-refiner/judge around its backend) without loading it.
+:mod:`reedit.runtime.workers`, the worker itself in :mod:`reedit.runtime.worker`).
+:func:`check` runs at set-up, before any data or model is touched; :func:`open_model` builds a
+model (an editor, a VLM backend, or a refiner/judge around its backend) without loading it.
 
 This package's ``__init__`` imports nothing beyond the standard library and ``reedit.settings``
 at import time: ``python -m reedit.runtime.worker`` runs where OmegaConf and Hydra are not.
