@@ -38,3 +38,4 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/pipeline_overhead.py
 	$(BIN)/python benchmarks/loader_memory.py
+	$(BIN)/python benchmarks/worker_overhead.py

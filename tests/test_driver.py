@@ -135,12 +135,12 @@ def test_the_pool_releases_what_it_loaded(compose, tmp_path):
     "overrides,message",
     [
         (
-            ["+model.runtime={kind: worker, python: /usr/bin/python3}"],
-            r"model\.runtime: the worker",
+            ["+model.runtime={kind: worker, python: /usr/bin/python3, conda: vlm}"],
+            r"model\.runtime: choose one of python, conda, mamba, micromamba",
         ),
         (
-            ["judge=qwen3_vl", "+judge.vlm.runtime={kind: worker, conda: vlm}"],
-            r"judge\.vlm\.runtime: the worker",
+            ["judge=qwen3_vl", "+judge.vlm.runtime={kind: worker, condaa: vlm}"],
+            r"judge\.vlm\.runtime\.condaa: not a worker setting",
         ),
         (["+model.runtime=elsewhere"], r"model\.runtime: unknown runtime 'elsewhere'"),
         (["model=flux2_dev", "gpus=[0,1]"], r"model\.parallel=data needs one rank per GPU"),
@@ -157,6 +157,13 @@ def test_runtimes_and_gpu_layouts_not_available_yet_fail_at_set_up(
     with pytest.raises(ConfigError, match=message):
         run(cfg, run_dir=tmp_path)  # before the (missing) dataset is read
     assert not (tmp_path / "records").exists()
+
+
+def test_a_worker_runtime_passes_set_up_without_starting_anything(compose):
+    s = setup(compose("judge=qwen3_vl", "+judge.vlm.runtime={kind: worker, conda: vlm}"))
+    proxy = s.pool.built("judge").vlm
+    assert type(proxy).__name__ == "WorkerVLM" and proxy.worker.proc is None
+    assert proxy.fingerprint() == proxy.inner.fingerprint()  # the judge cache's key unchanged
 
 
 def test_parallel_model_over_two_gpus_passes_set_up(compose):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def worker(python: str | Path, **extra) -> str:
 def misbehaving(python=sys.executable, **settings):
     runtime = {"kind": "worker", "python": str(python), "repo_path": str(TESTS)}
     runtime.update(settings.pop("runtime", {}))
+    if any(tool in runtime for tool in ("conda", "mamba", "micromamba")):
+        del runtime["python"]
     node = {"_target_": "doubles.MisbehavingEditor", "runtime": runtime, **settings}
     return open_model(spec_of(node, "model"), Placement())
 
@@ -235,3 +238,89 @@ def test_a_missing_interpreter_names_the_key():
     editor = misbehaving(python="/no/such/python")
     with pytest.raises(WorkerFailed, match="model.runtime: cannot start /no/such/python"):
         editor.load()
+
+
+@pytest.fixture
+def standin_tools(second_env, tmp_path, monkeypatch):
+    """conda / mamba / micromamba stand-ins (tests/standins) with one environment, `vlm`: the
+    second env."""
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "vlm").symlink_to(second_env.parent.parent)
+    monkeypatch.setenv("STANDIN_ENVS", str(tmp_path))
+    monkeypatch.setenv("PATH", f"{TESTS / 'standins'}{os.pathsep}{os.environ['PATH']}")
+    from reedit.runtime import workers
+
+    monkeypatch.setattr(workers, "_INTERPRETERS", {})
+    return tmp_path
+
+
+@pytest.mark.parametrize("tool", ["conda", "mamba", "micromamba"])
+def test_an_env_of_the_conda_family_resolves_to_its_interpreter(standin_tools, picture, tool):
+    editor = misbehaving(runtime={tool: "vlm"})
+    try:
+        editor.load()
+        info = editor.info()
+        assert info["python"] == str(standin_tools / "envs" / "vlm" / "bin" / "python")
+        assert not any(info["importable"].values())
+        assert editor.edit(requests(1, picture))[0].ok
+    finally:
+        editor.close()
+
+
+def test_a_missing_env_names_the_env_the_key_and_the_tools_message(standin_tools):
+    with pytest.raises(WorkerFailed) as err:
+        misbehaving(runtime={"micromamba": "nope"}).load()
+    text = str(err.value)
+    assert text.startswith("model.runtime.micromamba: environment 'nope' gives no interpreter")
+    assert "The given prefix does not exist" in text
+    with pytest.raises(WorkerFailed, match="EnvironmentLocationNotFound: Not a conda env"):
+        misbehaving(runtime={"conda": "nope"}).load()
+
+
+def test_a_missing_tool_is_named(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("MAMBA_EXE", raising=False)
+    with pytest.raises(WorkerFailed, match="model.runtime.mamba: 'mamba' is not on PATH"):
+        misbehaving(runtime={"mamba": "vlm"}).load()
+
+
+# -- reedit.doctor ----------------------------------------------------------------------------
+def doctor(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    from conftest import TEST_CONF, reedit_env
+
+    return subprocess.run(
+        [sys.executable, "-m", "reedit.doctor", f"hydra.searchpath=[{TEST_CONF}]", *args],
+        env=reedit_env(**(env_extra or {})),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_doctor_passes_a_good_worker_config(second_env):
+    proc = doctor("model=tiny_flux2", f"+model.runtime={worker(second_env)}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"worker: {second_env}" in proc.stdout
+    assert "import diffusers:Flux2Pipeline" in proc.stdout and "everything is there" in proc.stdout
+
+
+def test_doctor_names_a_missing_env_repo_and_weights(standin_tools, tmp_path):
+    env = {"PATH": os.environ["PATH"], "STANDIN_ENVS": str(standin_tools)}
+    proc = doctor("+model.runtime={kind:worker,conda:nope}", env_extra=env)
+    assert proc.returncode == 1
+    assert "environment 'nope' gives no interpreter" in proc.stdout
+    assert "fix: conda create -n nope" in proc.stdout
+    proc = doctor(
+        f"+model.runtime={worker(sys.executable, repo_path=repr(str(tmp_path / 'repo')))}"
+    )
+    assert proc.returncode == 1
+    assert re.search(
+        rf"model\.runtime\.repo_path +MISSING +{re.escape(str(tmp_path))}/repo", proc.stdout
+    )
+    assert "fix: git clone" in proc.stdout
+    proc = doctor("model=tiny_flux2", f"model.path={tmp_path}/weights", "judge=qwen3_vl")
+    assert proc.returncode == 1
+    assert re.search(
+        rf"model\.path +MISSING +no such folder: {re.escape(str(tmp_path))}/weights", proc.stdout
+    )
+    assert "judge.vlm.path" in proc.stdout and "hf download Qwen/Qwen3-VL" in proc.stdout

@@ -42,6 +42,9 @@ class Model:
 
     kind: ClassVar[str] = "model"  # in log lines: "loading <kind> <class>"
     uses_gpus: ClassVar[bool] = True  # False: the run's gpus mean nothing to it (say so)
+    # What load() imports, as "module" or "module:attribute" (reedit.doctor checks them in the
+    # model's own interpreter).
+    requires: ClassVar[tuple[str, ...]] = ()
     honours: ClassVar[frozenset[str]] = frozenset()  # the shared knobs it uses (settings.knob)
 
     def __init__(

@@ -26,6 +26,11 @@ class DiffusersEditor(Editor):
     """A diffusers pipeline behind the :class:`Editor` interface."""
 
     pipeline_class: str = ""  # e.g. "QwenImageEditPipeline" (imported from diffusers in load)
+    requires = ("torch", "transformers", "diffusers")
+
+    @classmethod
+    def import_checks(cls) -> tuple[str, ...]:
+        return (*cls.requires, f"diffusers:{cls.pipeline_class}")
 
     @dataclass
     class Settings(Editor.Settings):

@@ -127,7 +127,7 @@ def resolve_env(tool: str, env: str, what: str) -> str:
     return lines[-1]
 
 
-def _reedit_root() -> str:
+def reedit_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
@@ -150,7 +150,7 @@ class WorkerProcess:
         python = cfg.interpreter()
         env = dict(os.environ)
         env.update(cfg.env_vars)
-        paths = [_reedit_root(), *cfg.repo_path, env.get("PYTHONPATH", "")]
+        paths = [reedit_root(), *cfg.repo_path, env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in self.gpus)

@@ -30,6 +30,7 @@ class TransformersVLM(VLM):
 
     backend = "transformers"
     supports_logprobs = True
+    requires = ("torch", "transformers:AutoModelForImageTextToText", "transformers:AutoProcessor")
 
     @dataclass
     class Settings(VLM.Settings):

@@ -64,6 +64,8 @@ class VLLMEngineVLM(VLM):
     ``gpus`` (the stage sets it): the engine sees exactly those devices.
     """
 
+    requires = ("vllm",)
+
     backend = "vllm"
 
     @dataclass
