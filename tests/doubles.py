@@ -189,4 +189,5 @@ class MisbehavingEditor(IdentityEditor):
         found = {
             m: importlib.util.find_spec(m) is not None for m in ("hydra", "omegaconf", "wandb")
         }
-        return {**super().info(), "importable": found, "python": sys.executable}
+        seen = {"gpus": self.gpus, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        return {**super().info(), "importable": found, "python": sys.executable, **seen}

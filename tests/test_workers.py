@@ -21,6 +21,7 @@ from conftest import REAL_MODELS, TESTS
 
 from reedit.config import spec_of
 from reedit.models.base import EditRequest
+from reedit.records import RecordStore
 from reedit.run import run
 from reedit.runtime import Placement, open_model
 from reedit.runtime.workers import WorkerFailed
@@ -324,3 +325,93 @@ def test_doctor_names_a_missing_env_repo_and_weights(standin_tools, tmp_path):
         rf"model\.path +MISSING +no such folder: {re.escape(str(tmp_path))}/weights", proc.stdout
     )
     assert "judge.vlm.path" in proc.stdout and "hf download Qwen/Qwen3-VL" in proc.stdout
+
+
+def test_a_worker_sees_only_its_gpus_and_the_record_says_which(picture):
+    node = {
+        "_target_": "doubles.MisbehavingEditor",
+        "runtime": {"kind": "worker", "repo_path": str(TESTS)},
+    }
+    editor = open_model(spec_of(node, "model"), Placement(gpus=(3, 5)))
+    try:
+        editor.load()
+        seen = editor.worker.ready["info"]  # what the model in the worker sees
+        assert seen["cuda_visible_devices"] == "3,5" and seen["gpus"] == [0, 1]  # cuda:0 = card 3
+        recorded = editor.info()  # what an edit record says
+        assert recorded["runtime"] == "worker" and recorded["gpus"] == [3, 5]
+    finally:
+        editor.close()
+
+
+def test_a_worker_killed_during_a_run_leaves_error_records_that_a_rerun_completes(
+    compose, tmp_path
+):
+    args = (
+        "dataset=demo",
+        "model=slow_identity",
+        "model.delay=0.3",
+        f"+model.runtime={worker(sys.executable)}",
+        "stages=[edit]",
+        "max_error_rate=1",
+        "progress=false",
+    )
+    killed: list[int] = []
+
+    def kill_once() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            alive = workers_alive()
+            if alive:
+                time.sleep(1.0)  # some edits done, one in flight
+                alive[0].kill()
+                killed.append(alive[0].pid)
+            time.sleep(0.05)
+
+    threading.Thread(target=kill_once, daemon=True).start()
+    metrics = run(compose(*args, "stages=[edit,report]"), run_dir=tmp_path)
+    assert killed
+    edit = metrics["stages"]["edit"]
+    assert edit["error"] >= 1 and edit["ok"] >= 1 and edit["ok"] + edit["error"] == 10
+    errors = [r for r in RecordStore(tmp_path, "edit").load().values() if r["status"] == "error"]
+    assert all("killed by signal SIGKILL" in r["error"] for r in errors)
+    again = run(compose(*args, "stages=[edit,report]", "retry_errors=true"), run_dir=tmp_path)
+    assert again["stages"]["edit"]["ok"] == 10
+
+
+def test_sigterm_mid_stage_stops_the_worker_and_a_rerun_completes(tmp_path):
+    from conftest import TEST_CONF, reedit_env
+
+    args = [
+        sys.executable,
+        "-m",
+        "reedit",
+        f"hydra.searchpath=[{TEST_CONF}]",
+        "dataset=demo",
+        "model=slow_identity",
+        "model.delay=0.5",
+        f"+model.runtime={worker(sys.executable)}",
+        "stages=[edit]",
+        f"run_dir={tmp_path / 'run'}",
+        "progress=false",
+    ]
+    parent = subprocess.Popen(args, env=reedit_env(), stderr=subprocess.PIPE, text=True)
+    records = tmp_path / "run" / "records" / "edit.jsonl"
+    deadline = time.monotonic() + 120
+    while not (records.is_file() and records.read_text().count("\n") >= 2):
+        assert time.monotonic() < deadline and parent.poll() is None, "no edits recorded"
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGTERM)
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode != 0
+    done = records.read_text().count("\n")
+    assert 2 <= done < 10
+    rerun = subprocess.run(
+        args[:-2] + [f"run_dir={tmp_path / 'run'}", "progress=false"],
+        env=reedit_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"edit: {10 - done} samples in" in rerun.stderr
+    assert records.read_text().count("\n") == 10
