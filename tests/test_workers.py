@@ -268,6 +268,23 @@ def test_an_env_of_the_conda_family_resolves_to_its_interpreter(standin_tools, p
         editor.close()
 
 
+def test_activate_starts_the_worker_through_the_tool(standin_tools, picture):
+    editor = misbehaving(runtime={"conda": "vlm", "activate": True})
+    try:
+        editor.load()
+        assert editor.worker.proc.args[:5] == [
+            str(TESTS / "standins" / "conda"),
+            "run",
+            "-n",
+            "vlm",
+            "--no-capture-output",
+        ]
+        assert editor.info()["python"] == str(standin_tools / "envs" / "vlm" / "bin" / "python")
+        assert editor.edit(requests(1, picture))[0].ok
+    finally:
+        editor.close()
+
+
 def test_a_missing_env_names_the_env_the_key_and_the_tools_message(standin_tools):
     with pytest.raises(WorkerFailed) as err:
         misbehaving(runtime={"micromamba": "nope"}).load()

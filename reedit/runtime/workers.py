@@ -107,11 +107,16 @@ class WorkerConfig:
         return _INTERPRETERS[key]
 
 
-def resolve_env(tool: str, env: str, what: str) -> str:
-    """``<tool> run -n ENV python -c 'import sys; print(sys.executable)'``."""
+def tool_exe(tool: str, what: str) -> str:
     exe = os.environ.get(f"{tool.upper()}_EXE") or shutil.which(tool)
     if not exe:
         raise WorkerFailed(f"{what}.{tool}: '{tool}' is not on PATH (nor ${tool.upper()}_EXE)")
+    return exe
+
+
+def resolve_env(tool: str, env: str, what: str) -> str:
+    """``<tool> run -n ENV python -c 'import sys; print(sys.executable)'``."""
+    exe = tool_exe(tool, what)
     cmd = [exe, "run", "-n", env, "python", "-c", "import sys; print(sys.executable)"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -155,10 +160,15 @@ class WorkerProcess:
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in self.gpus)
         env["PYTHONUNBUFFERED"] = "1"
+        argv = [python, "-m", "reedit.runtime.worker"]
+        if cfg.activate and cfg.tool:  # through the tool: the env's activation scripts run
+            argv = [tool_exe(cfg.tool, cfg.what), "run", "-n", str(cfg.env)]
+            argv += ["--no-capture-output"] if cfg.tool != "micromamba" else []
+            argv += ["python", "-m", "reedit.runtime.worker"]
         t0 = time.perf_counter()
         try:
             self.proc = subprocess.Popen(
-                [python, "-m", "reedit.runtime.worker"],
+                argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
