@@ -158,11 +158,11 @@ class MisbehavingEditor(IdentityEditor):
     Hydra, OmegaConf and W&B its interpreter can import."""
 
     @dataclass
-    class Settings(IdentityEditor.Settings):
-        delay: float = 0.0
-        stdout_noise: bool = False
-        stderr_flood_mb: int = 0
-        exit_on_load: int | None = None
+    class Settings(IdentityEditor.Settings):  # how it misbehaves, never what it makes
+        delay: float = runtime_field(0.0)
+        stdout_noise: bool = runtime_field(False)
+        stderr_flood_mb: int = runtime_field(0)
+        exit_on_load: int | None = runtime_field(None)
 
     def _load(self) -> None:
         if self.settings.exit_on_load is not None:

@@ -432,3 +432,53 @@ def test_sigterm_mid_stage_stops_the_worker_and_a_rerun_completes(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert f"edit: {10 - done} samples in" in rerun.stderr
     assert records.read_text().count("\n") == 10
+
+
+@pytest.mark.parametrize(
+    "fault,fixed,expect",
+    [
+        (  # a request past its timeout: every unit an error record, the worker restarted
+            [
+                "model.delay=5",
+                "+model.runtime.request_timeout=0.5",
+                "+model.runtime.max_restarts=20",
+            ],
+            ["model.delay=0"],
+            "request_timeout=0.5 s",
+        ),
+        (["model.exit_on_load=3"], ["model.exit_on_load=null"], "exited while starting"),
+        (["model.stdout_noise=true"], [], None),  # prints never corrupt the protocol
+        (["model.stderr_flood_mb=50"], [], None),
+    ],
+    ids=["request-timeout", "exit-during-load", "stdout-from-python-and-C", "stderr-flood"],
+)
+def test_worker_faults_in_a_run_end_with_records_and_a_rerun_completes(
+    compose, tmp_path, fault, fixed, expect
+):
+    from reedit.config import ReeditError
+
+    base = (
+        "dataset=demo",
+        "limit=1",
+        "model=misbehaving",
+        f"+model.runtime={worker(sys.executable)}",
+        "stages=[edit,report]",
+        "max_error_rate=1",
+        "progress=false",
+    )
+    try:
+        metrics = run(compose(*base, *fault), run_dir=tmp_path)
+        message = None
+    except ReeditError as exc:
+        metrics, message = None, str(exc)
+    records = RecordStore(tmp_path, "edit").load()
+    if expect is None:
+        assert metrics["stages"]["edit"]["ok"] == 5 and message is None
+        return
+    if message is not None:  # the worker never started: a clear message, nothing recorded
+        assert expect in message and "model" in message and not records
+    else:
+        assert len(records) == 5 and all(r["status"] == "error" for r in records.values())
+        assert all(expect in r["error"] for r in records.values())
+    again = run(compose(*base, *fixed, "retry_errors=true"), run_dir=tmp_path)
+    assert again["stages"]["edit"]["ok"] == 5
