@@ -354,6 +354,7 @@ def test_a_worker_sees_only_its_gpus_and_the_record_says_which(picture):
         editor.load()
         seen = editor.worker.ready["info"]  # what the model in the worker sees
         assert seen["cuda_visible_devices"] == "3,5" and seen["gpus"] == [0, 1]  # cuda:0 = card 3
+        assert editor.label == "MisbehavingEditor (worker)"  # what the log lines say
         recorded = editor.info()  # what an edit record says
         assert recorded["runtime"] == "worker" and recorded["gpus"] == [3, 5]
     finally:

@@ -75,6 +75,11 @@ class Model:
         return []
 
     @property
+    def label(self) -> str:
+        """How log lines name the model."""
+        return type(self).__name__
+
+    @property
     def batch_size(self) -> int:
         return self.settings.batch_size
 
@@ -83,10 +88,10 @@ class Model:
         if self.loaded:
             return
         t0 = time.perf_counter()
-        log.info("loading %s %s", self.kind, type(self).__name__)
+        log.info("loading %s %s", self.kind, self.label)
         self._load()
         self.loaded = True
-        log.info("loaded %s in %.2f s", type(self).__name__, time.perf_counter() - t0)
+        log.info("loaded %s in %.2f s", self.label, time.perf_counter() - t0)
 
     def close(self) -> None:
         """Free the model; a later :meth:`load` loads it again."""

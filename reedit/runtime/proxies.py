@@ -48,6 +48,10 @@ class _Hosted:
     def _close(self) -> None:
         self.worker.stop()
 
+    @property
+    def label(self) -> str:
+        return f"{type(self.inner).__name__} (worker)"
+
     def runtime_info(self) -> dict[str, Any]:
         return {
             "runtime": "worker",
