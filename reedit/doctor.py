@@ -125,7 +125,7 @@ def check_node(node: Any) -> list[Check]:
 
 def diagnose(cfg: Any, groups: list[str]) -> list[Check]:
     from reedit.config import ConfigError, spec_of
-    from reedit.runtime import _nodes
+    from reedit.runtime import nodes
 
     out: list[Check] = []
     for group in groups:
@@ -137,7 +137,7 @@ def diagnose(cfg: Any, groups: list[str]) -> list[Check]:
         if spec is None:
             out.append(Check(group, True, "none configured"))
             continue
-        for node in _nodes(spec):
+        for node in nodes(spec):
             if node.children:
                 continue  # a judge or refiner: its VLM backend is checked
             out += check_node(node)

@@ -9,6 +9,7 @@ stage); a model is loaded at its first pending unit, so a stage with nothing to 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from reedit.config import ConfigError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
 from reedit.data.run_sources import SOURCE_MODES, run_sources
 from reedit.layout import RunLayout, labels
-from reedit.records import fingerprint
 from reedit.runtime.pool import ModelPool
 from reedit.seeds import SeedRule
 from reedit.stages.analyze import AnalyzeStage
@@ -33,6 +33,7 @@ from reedit.stages.report import ReportInputs, run_report
 from reedit.stages.resume import (
     ResumePlan,
     check_stage_names,
+    fingerprints_of,
     unit_fingerprints,
     unit_settings,
 )
@@ -40,6 +41,7 @@ from reedit.stages.resume import (
 log = logging.getLogger(__name__)
 
 MODEL_GROUPS = ("model", "executor", "refiner", "judge")
+SCRATCH = ".tmp"  # in the run folder: files a worker hands back before they are renamed
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ def execute(
     current = unit_settings(s.specs, s.seeds, s.mode, s.rounds)
     plan = ResumePlan(
         folder,
-        {kind: fingerprint(v) for kind, v in current.items()},
+        fingerprints_of(current),
         unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds, legacy=True),
         settings=current,
         fresh=list(cfg.fresh),
@@ -232,6 +234,7 @@ def execute(
         max_error_rate=float(cfg.max_error_rate),
     )
     pool = s.pool
+    pool.use_scratch(folder / SCRATCH)
     ws = Workspace(
         samples,
         RunLayout(folder),
@@ -278,6 +281,7 @@ def execute(
                 log.warning("%s", cfg.notice)
     finally:
         pool.release_all()
+        shutil.rmtree(folder / SCRATCH, ignore_errors=True)
         tracker.finish()
     return metrics
 

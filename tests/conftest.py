@@ -48,23 +48,25 @@ def _isolated_cache(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture
-def compose():
+def compose_config(*overrides: str, return_hydra_config: bool = False):
     """Compose the real config tree (plus tests/conf for the test doubles) with overrides."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     from reedit.cli import config_dir  # registers schemas and resolvers
 
-    def _compose(*overrides: str, return_hydra_config: bool = False):
-        with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="reedit"):
-            return hydra_compose(
-                "config",
-                overrides=[f"hydra.searchpath=[{TEST_CONF}]", *overrides],
-                return_hydra_config=return_hydra_config,
-            )
+    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="reedit"):
+        return hydra_compose(
+            "config",
+            overrides=[f"hydra.searchpath=[{TEST_CONF}]", *overrides],
+            return_hydra_config=return_hydra_config,
+        )
 
-    return _compose
+
+@pytest.fixture
+def compose():
+    """:func:`compose_config` as a fixture."""
+    return compose_config
 
 
 def reedit_env(**extra: str) -> dict[str, str]:

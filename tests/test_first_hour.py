@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import reedit_env
+from conftest import REAL_MODELS, reedit_env
 
 from reedit.app import merge_overrides
 from reedit.config import ConfigError
@@ -198,8 +198,6 @@ def test_categories_that_select_nothing_are_an_error_exit_2(tmp_path):
 # -- 7. the run folder is self-contained ------------------------------------------------------
 @pytest.mark.parametrize("how", ["link", "copy"])
 def test_a_run_folder_holds_its_sources_and_only_relative_paths(compose, tmp_path, how):
-    from conftest import REAL_MODELS
-
     folder = tmp_path / "run"
     cfg = compose(*REAL_MODELS, "limit=1", "refiner=scripted", f"sources={how}")
     run(cfg, run_dir=folder)

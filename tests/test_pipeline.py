@@ -9,7 +9,7 @@ import json
 import logging
 
 import pytest
-from conftest import REAL_MODELS, SCRIPTED
+from conftest import REAL_MODELS, SCRIPTED, compose_config
 
 from reedit.config import ConfigError
 from reedit.records import RecordStore
@@ -37,12 +37,7 @@ def loads(caplog) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     """One run of every stage on the real tiny models, shared by the tests that only read it."""
-    from hydra import compose, initialize_config_dir
-
-    from reedit.cli import config_dir
-
-    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="reedit"):
-        cfg = compose("config", overrides=list(REAL))
+    cfg = compose_config(*REAL)
     run_dir = tmp_path_factory.mktemp("real_run")
     return run_dir, run(cfg, run_dir=run_dir)
 

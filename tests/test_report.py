@@ -11,7 +11,7 @@ import json
 import shutil
 
 import pytest
-from conftest import REAL_MODELS, SCRIPTED
+from conftest import REAL_MODELS, SCRIPTED, compose_config
 
 from reedit.records import StageLog
 from reedit.run import run
@@ -24,12 +24,7 @@ FULL = (*SCRIPTED, "model=identity", "executor=slow_identity", "report.bootstrap
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-
-    from reedit.cli import config_dir
-
-    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="reedit"):
-        cfg = compose("config", overrides=list(REAL))
+    cfg = compose_config(*REAL)
     run_dir = tmp_path_factory.mktemp("report_run")
     return run_dir, run(cfg, run_dir=run_dir)
 

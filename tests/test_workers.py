@@ -132,6 +132,7 @@ def test_a_diffusers_editor_and_the_judge_in_the_second_env_match_in_process(
     assert len(images) == 5
     assert all((a / p).read_bytes() == (b / p).read_bytes() for p in images)
     assert comparable(a, "judge") == comparable(b, "judge") and len(comparable(a, "judge")) == 15
+    assert not (b / ".tmp").exists()  # the worker's files were renamed into place, then cleaned
     edit = json.loads((b / "records" / "edit.jsonl").read_text().splitlines()[0])
     assert edit["info"]["runtime"] == "worker"
 

@@ -35,15 +35,16 @@ class Placement:
     locate: Callable[[str], str] = field(default=unchanged)
 
 
-def _nodes(spec: Spec) -> list[Spec]:
-    return [spec, *(n for child in spec.children.values() for n in _nodes(child))]
+def nodes(spec: Spec) -> list[Spec]:
+    """The spec and every nested component's spec (a judge and its VLM backend)."""
+    return [spec, *(n for child in spec.children.values() for n in nodes(child))]
 
 
 def check(spec: Spec, gpus: Sequence[int]) -> None:
     """Fail at set-up, naming the key, for a runtime or GPU layout this build cannot honour."""
     from reedit.config import ConfigError
 
-    for node in _nodes(spec):
+    for node in nodes(spec):
         worker_config(node)  # checks the runtime setting
         if getattr(node.settings, "parallel", None) == "data" and len(gpus) > 1:
             raise ConfigError(
@@ -57,7 +58,7 @@ def path_problems(spec: Spec) -> list[str]:
     """Every local model path of the spec's models that does not exist, named by its key (all of
     them, so that a missing editor path and a missing refiner path are reported at once)."""
     out = []
-    for node in _nodes(spec):
+    for node in nodes(spec):
         check = getattr(node.cls, "path_problems", None)
         out += [f"{node.what}.{p}" for p in (check(node.settings) if check else [])]
     return out
@@ -67,11 +68,11 @@ def warn_unused_gpus(specs: dict[str, Spec | None], gpus: Sequence[int]) -> None
     """``gpus`` given where no configured model runs on one: say that it is ignored, once."""
     if not gpus:
         return
-    nodes = [n for spec in specs.values() if spec is not None for n in _nodes(spec)]
-    users = [n.what for n in nodes if getattr(n.cls, "uses_gpus", False)]
+    every = [n for spec in specs.values() if spec is not None for n in nodes(spec)]
+    users = [n.what for n in every if getattr(n.cls, "uses_gpus", False)]
     idle = [
         f"{n.what} ({n.cls.__name__})"
-        for n in nodes
+        for n in every
         if not getattr(n.cls, "uses_gpus", False) and not n.children
     ]
     if not users:

@@ -53,6 +53,13 @@ class ModelPool:
             self._open[group] = obj
         return self._open[group]
 
+    def use_scratch(self, folder: Any) -> None:
+        """Where models that hand back files (a worker's edits) write them: inside the run
+        folder, so that an output is renamed into place, never copied across file systems."""
+        for obj in self._built.values():
+            if hasattr(obj, "scratch"):
+                obj.scratch = folder
+
     def is_loaded(self, group: str) -> bool:
         return group in self._open
 

@@ -22,7 +22,7 @@ class _Hosted:
 
     inner: Any
     worker: WorkerProcess
-    scratch: Path | None = None  # the run folder's temporary files (set by the pool)
+    scratch: Path | None = None  # the run folder's temporary files (ModelPool.use_scratch)
 
     def _setup(self, inner: Any, config: WorkerConfig) -> None:
         self.inner = inner

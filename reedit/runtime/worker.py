@@ -54,8 +54,7 @@ class Channel:
 def build(hello: dict[str, Any]) -> Any:
     module, _, name = hello["target"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    fields = {f.name for f in dataclasses.fields(cls.Settings)}
-    settings = cls.Settings(**{k: v for k, v in hello["settings"].items() if k in fields})
+    settings = cls.Settings(**hello["settings"])  # the parent's own fields: none to drop
     paths = hello.get("paths") or {}
     return cls(settings, gpus=hello.get("gpus") or [], locate=lambda p: paths.get(p, p))
 

@@ -35,11 +35,8 @@ from reedit.runtime.worker import PROTOCOL
 log = logging.getLogger("reedit.worker")
 
 TOOLS = ("conda", "mamba", "micromamba")
-KEYS = {"kind", "python", *TOOLS, "env_vars", "cwd", "repo_path", "start_timeout"} | {
-    "request_timeout",
-    "max_restarts",
-    "activate",
-}
+KEYS = {"kind", "python", *TOOLS, "env_vars", "cwd", "repo_path", "start_timeout"}
+KEYS |= {"request_timeout", "max_restarts", "activate"}
 _LIVE: set[WorkerProcess] = set()
 _INTERPRETERS: dict[tuple[str, str], str] = {}  # (tool, env) -> python, resolved once per run
 

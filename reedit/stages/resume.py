@@ -110,7 +110,12 @@ def unit_fingerprints(
     specs: dict[str, Spec | None], seeds: SeedRule, mode: str, rounds: int, legacy: bool = False
 ) -> dict[str, str]:
     """The fingerprint of every unit kind (see :func:`unit_settings`)."""
-    return {k: fingerprint(v) for k, v in unit_settings(specs, seeds, mode, rounds, legacy).items()}
+    return fingerprints_of(unit_settings(specs, seeds, mode, rounds, legacy))
+
+
+def fingerprints_of(settings: dict[str, Any]) -> dict[str, str]:
+    """Each unit kind's fingerprint, from what it hashes (:func:`unit_settings`)."""
+    return {kind: fingerprint(v) for kind, v in settings.items()}
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
