@@ -222,7 +222,7 @@ def test_demo_experiment_runs_and_its_numbers_follow_the_editor(tmp_path):
     assert proc.stderr.count("DEMO:") == 2  # at the start and at the end
     assert "DEMO:" in (run_dir / "report.md").read_text()
     expected = json.loads((TESTS / "data" / "demo_expected.json").read_text())
-    assert_same(digest(run_dir), expected["+experiment=demo"])
+    assert_same(digest(run_dir), expected["+experiment=demo"], run_dir)
     noise = json.loads((run_dir / "metrics.json").read_text())
     assert noise["stages"]["edit"]["ok"] == 10
     assert noise["stages"]["analyze"]["ok"] >= 9  # tagged critiques from a real model
@@ -232,7 +232,7 @@ def test_demo_experiment_runs_and_its_numbers_follow_the_editor(tmp_path):
     proc = reedit("+experiment=demo", "model=identity", cwd=tmp_path / "identity", timeout=300)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (tmp_path / "identity" / "outputs").glob("*/*")
-    assert_same(digest(run_dir), expected["+experiment=demo model=identity"])
+    assert_same(digest(run_dir), expected["+experiment=demo model=identity"], run_dir)
     kept = json.loads((run_dir / "metrics.json").read_text())
     assert kept["stages"]["judge"]["unscored"] <= 1
     tiny_yes = noise["scores"]["overall"]["verdict"]["primary"]["yes_rate"]

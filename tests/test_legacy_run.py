@@ -68,4 +68,4 @@ def test_a_half_finished_legacy_run_redoes_only_what_is_missing(compose, tmp_pat
         run(compose(*CONFIG), run_dir=run_dir)
     # neither the editor nor the refiner: the executor and the judge's backend only
     assert loaded(caplog) == ["loading editor Flux2Editor", "loading VLM TransformersVLM"]
-    assert_same(digest(run_dir, roots=(ORIGIN,)), expected)
+    assert_same(digest(run_dir, roots=(ORIGIN,)), expected, run_dir)

@@ -99,8 +99,10 @@ def demo_edits(tmp_path_factory):
 
 def test_logprob_decision_reads_the_trained_judges_probabilities(demo_edits):
     """P(yes) from the first token of the one-word prompt, thresholded: the trained judge gives
-    every noise edit P(yes) < 0.5 and a scene more than its own noise edit (measured: noise
-    0.10-0.21, scenes 0.51-0.91 but the brick-wall door, 0.23, which it takes for noise)."""
+    every noise edit P(yes) < 0.5 and each scene more than its own noise edit. How confident it
+    is depends on the CPU it was trained on (its minute of training rounds differently): measured
+    noise 0.10-0.21 and scenes 0.51-0.91 on one machine, noise 0.02-0.04 and scenes 0.04-0.14 on
+    an AVX-512/AMX one, so only the ordering is asserted, not the side of 0.5."""
     vlm = TransformersVLM(
         path="tiny:qwen3_vl_judge",
         dtype="float32",
@@ -130,9 +132,12 @@ def test_logprob_decision_reads_the_trained_judges_probabilities(demo_edits):
     noise = [k for k in p_yes if k.endswith("/noise")]
     scenes = [k for k in p_yes if k.endswith("/scene")]
     assert all(p_yes[k] < 0.5 for k in noise)
-    assert sum(p_yes[k] > 0.5 for k in scenes) >= 8
     assert all(p_yes[k] > p_yes[k.replace("/scene", "/noise")] for k in scenes)
-    assert answers["00009_referential_hard/scene"].value.value == "yes"
+    mean = {
+        kind: sum(p_yes[k] for k in keys) / len(keys)
+        for kind, keys in (("scene", scenes), ("noise", noise))
+    }
+    assert mean["scene"] > 2 * mean["noise"], mean
     assert answers["00009_referential_hard/noise"].value.value == "no"
     # the prompt asks for one word, not JSON
     system = judge.conversation(demo_edits[0])[0]["content"][0]["text"]
