@@ -71,6 +71,7 @@ class EditOutput:
     info: dict[str, Any] = field(default_factory=dict)  # the editor's output-size policy etc.
     image: str | None = only_ok()  # relative to the run folder
     size: list[int] | None = only_ok()
+    details: dict[str, Any] | None = if_set()  # the model's own facts (a rewritten prompt, ...)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class RefineOutput:
     substituted: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
     image: str | None = only_ok()
+    details: dict[str, Any] | None = if_set()
 
 
 @dataclass

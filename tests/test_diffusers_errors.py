@@ -34,6 +34,19 @@ def test_local_path_that_does_not_exist(compose, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_worker_repo_path_that_does_not_exist_is_named_at_set_up(compose, tmp_path):
+    """With the model path's problem, in one message, before a worker is started."""
+    runtime = f"{{kind:worker,repo_path:['{tmp_path}/clone']}}"
+    cfg = compose(
+        *BASE, "model=tiny_flux2", f"model.path={tmp_path}/nowhere", f"+model.runtime={runtime}"
+    )
+    with pytest.raises(ConfigError) as err:
+        run(cfg, run_dir=tmp_path / "run")
+    assert f"model.runtime.repo_path: no such folder: {tmp_path}/clone" in str(err.value)
+    assert "model.path: no such folder" in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_local_folder_that_is_not_a_pipeline(compose, tmp_path):
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "model.safetensors").write_bytes(b"")

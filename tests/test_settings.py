@@ -50,13 +50,19 @@ def test_every_shared_knob_is_honoured_or_refused(compose, option):
     assert set(spec.cls.honours) <= set(knobs), "honours names a knob the family lacks"
     keys = set(compose(f"model={option}").model)
     request = EditRequest("k", "s", "physical", Image.new("RGB", (160, 120)), "make it red", 1)
-    base = build(spec).call_kwargs(request) if knobs else None
+    # A model that runs in its own environment is called there: its external test
+    # (tests/test_model_<name>.py) checks that its knobs reach the real call.
+    here = getattr(spec.settings, "runtime", "inprocess") == "inprocess"
+    base = build(spec).call_kwargs(request) if knobs and here else None
     for knob in knobs:
         if knob in spec.cls.honours:
+            if not here:
+                continue
             changed = build(model_spec(compose, option, *overrides(keys, knob)))
             assert changed.call_kwargs(request) != base, f"{option}: {knob} has no effect"
         else:
-            with pytest.raises(ConfigError, match=rf"model\.{knob}: .* does not use {knob}"):
+            pair = "(height|width)" if knob in ("height", "width") else knob  # set together
+            with pytest.raises(ConfigError, match=rf"model\.{pair}: .* does not use {pair}"):
                 model_spec(compose, option, *overrides(keys, knob))
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from reedit.models.component import Model
 
@@ -45,12 +45,23 @@ class StepsRequest:
 
 
 @dataclass
+class Edited:
+    """What an adapter's ``_edit`` may return instead of a bare image: the image and what the
+    model said about it (a rewritten prompt, internal retries), recorded as ``details``. A failed
+    edit's exception may carry the same as its ``details`` attribute (an unparsable answer)."""
+
+    image: Any
+    details: dict[str, Any]
+
+
+@dataclass
 class EditResult:
     image: Any | None  # PIL.Image.Image on success, or the PNG file a worker wrote
     seconds: float
     error_type: str | None = None
     error: str | None = None
     size: tuple[int, int] | None = None  # (width, height) of an image given as a file
+    details: dict[str, Any] | None = None  # the model's own facts about this edit (Edited)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -69,6 +80,8 @@ class Editor(Model):
     """An image editor."""
 
     kind = "editor"
+    # How the output's size is chosen (recorded with every edit through info()).
+    size_policy: ClassVar[str] = ""
 
     def info(self) -> dict[str, Any]:
         """Facts recorded with every edit (e.g. the output size policy)."""
@@ -77,7 +90,8 @@ class Editor(Model):
     # -- the model call ----------------------------------------------------------------------
     @abc.abstractmethod
     def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
-        """Edit a batch of valid requests; return one PIL image per request, in order."""
+        """Edit a batch of valid requests; return one PIL image (or :class:`Edited`) per
+        request, in order."""
 
     def edit(self, requests: Sequence[EditRequest]) -> list[EditResult]:
         """Edit every request; an image that cannot be read, a bad request or a failing sample
@@ -115,6 +129,7 @@ class Editor(Model):
             current.append(image)
             results.append(problem)
         seconds = [0.0] * len(requests)
+        details: list[list[Any]] = [[] for _ in requests]
         for step in range(max((len(r.instructions) for r in requests), default=0)):
             idx = [
                 i
@@ -134,11 +149,18 @@ class Editor(Model):
             ]
             for i, res in zip(idx, self.edit(batch)):
                 seconds[i] += res.seconds
+                details[i].append(res.details)
                 if res.ok:
                     current[i] = res.image
                 else:
                     results[i] = res
-        return [r or EditResult(current[i], seconds[i]) for i, r in enumerate(results)]
+        for i, steps in enumerate(details):
+            if results[i] is not None and any(steps):
+                results[i].details = _steps_details(steps)
+        return [
+            r or EditResult(current[i], seconds[i], details=_steps_details(details[i]))
+            for i, r in enumerate(results)
+        ]
 
     def _run_chunk(self, batch: list[EditRequest]) -> list[EditResult]:
         t0 = time.perf_counter()
@@ -154,15 +176,28 @@ class Editor(Model):
                 log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
                 return [r for req in batch for r in self._run_chunk([req])]
             log.warning("edit %s failed: %s: %s", batch[0].key, type(exc).__name__, exc)
-            return [EditResult(None, time.perf_counter() - t0, type(exc).__name__, str(exc))]
+            seconds, error = time.perf_counter() - t0, (type(exc).__name__, str(exc))
+            # an adapter's exception may carry what the model said (e.g. its unparsable answer)
+            return [EditResult(None, seconds, *error, details=getattr(exc, "details", None))]
         seconds = (time.perf_counter() - t0) / len(batch)
         out = []
         for img in images:
+            details = None
+            if isinstance(img, Edited):
+                img, details = img.image, img.details
             if not hasattr(img, "convert") or not getattr(img, "size", (0, 0))[0]:
                 out.append(EditResult(None, seconds, "InvalidOutput", f"not an image: {img!r:.60}"))
             else:
-                out.append(EditResult(img if img.mode == "RGB" else img.convert("RGB"), seconds))
+                rgb = img if img.mode == "RGB" else img.convert("RGB")
+                out.append(EditResult(rgb, seconds, details=details))
         return out
+
+
+def _steps_details(steps: list[Any]) -> dict[str, Any] | None:
+    """One step's details as they are; several steps' as ``{"steps": [...]}``; none: None."""
+    if not any(steps):
+        return None
+    return steps[0] if len(steps) == 1 else {"steps": steps}
 
 
 def decoded(image: Any) -> tuple[Any, EditResult | None]:

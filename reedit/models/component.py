@@ -26,6 +26,34 @@ def unchanged(path: str) -> str:
     return path
 
 
+def seed_global_rngs(seed: int) -> None:
+    """torch's (CPU and every CUDA device), NumPy's and Python's global RNGs from ``seed``: for
+    models that sample from them, not only from a generator they are given."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def import_repo(module: str, repository: str, recipe: str) -> Any:
+    """Import ``module`` from a model's own repository (on the worker's ``repo_path``), or fail
+    naming the setting, the repository to clone and the environment recipe."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"cannot import {module} ({type(exc).__name__}: {exc}): clone {repository} and set "
+            f"model.runtime.repo_path to the clone, in the environment of reedit/runtime/envs/"
+            f"{recipe} (python -m reedit.doctor checks both)"
+        ) from exc
+
+
 class Model:
     """A model behind reedit's interfaces. Every constructor value comes from its YAML."""
 

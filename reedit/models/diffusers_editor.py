@@ -2,8 +2,10 @@
 placement), per-sample generators, the output size policy and errors that name the config key.
 
 Adapters (``reedit/models/editors/*.py``) subclass :class:`DiffusersEditor`, name their pipeline
-class and implement :meth:`DiffusersEditor.call_kwargs` (the model-specific call). Every value
-comes from the model's YAML; nothing here has a model default of its own.
+class and implement :meth:`DiffusersEditor.call_kwargs` (the model-specific call). A pipeline that
+lives in the model's own repository (or a diffusers fork) overrides :meth:`pipeline_type` and, where
+its loading or its call differ, :meth:`load_pipeline` and :meth:`generate`. Every value comes from
+the model's YAML; nothing here has a model default of its own.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from reedit import hub
-from reedit.models.base import Editor, EditRequest
-from reedit.models.component import DTYPES
+from reedit.models.base import Edited, Editor, EditRequest
+from reedit.models.component import DTYPES, seed_global_rngs
 from reedit.settings import MISSING, check_choice, knob, runtime_field
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ class DiffusersEditor(Editor):
 
     pipeline_class: str = ""  # e.g. "QwenImageEditPipeline" (imported from diffusers in load)
     requires = ("torch", "transformers", "diffusers")
+    dtype_kwarg: ClassVar[str] = "dtype"  # diffusers < 0.37 (a fork) calls it torch_dtype
+    # Seed torch's, NumPy's and Python's global RNGs from the sample's seed before each call,
+    # for models that also sample from them (not only from the per-sample generator).
+    seeds_global_rngs: ClassVar[bool] = False
 
     @classmethod
     def import_checks(cls) -> tuple[str, ...]:
@@ -119,14 +125,14 @@ class DiffusersEditor(Editor):
             # the "Loading pipeline components" bar and the components' "Loading weights" bars
             diffusers.utils.logging.disable_progress_bar()
             transformers.utils.logging.disable_progress_bar()
-        cls = getattr(diffusers, self.pipeline_class)
-        kwargs: dict[str, Any] = {"dtype": getattr(torch, self.settings.dtype)}
+        cls = self.pipeline_type()
+        kwargs: dict[str, Any] = {self.dtype_kwarg: getattr(torch, self.settings.dtype)}
         if offline:
             kwargs["local_files_only"] = True
         if self.settings.parallel == "model" and len(self.gpus) > 1:
             kwargs["device_map"] = "balanced"
         try:
-            pipe = cls.from_pretrained(path, **kwargs)
+            pipe = self.load_pipeline(cls, path, kwargs)
         except Exception as exc:
             raise self._explain_load_error(exc, path) from exc
         if "device_map" not in kwargs:
@@ -136,6 +142,16 @@ class DiffusersEditor(Editor):
                 pipe.to(self.device)
         pipe.set_progress_bar_config(disable=self.settings.disable_progress_bar)
         self.pipe = pipe
+
+    def pipeline_type(self) -> Any:
+        """The pipeline class (diffusers' ``pipeline_class``; a repository's own, imported here)."""
+        import diffusers
+
+        return getattr(diffusers, self.pipeline_class)
+
+    def load_pipeline(self, cls: Any, path: str, kwargs: dict[str, Any]) -> Any:
+        """The pipeline, not yet on its device (``kwargs``: dtype, offline, device map)."""
+        return cls.from_pretrained(path, **kwargs)
 
     def _explain_load_error(self, exc: Exception, path: str) -> Exception:
         text = f"{type(exc).__name__}: {exc}"
@@ -182,9 +198,11 @@ class DiffusersEditor(Editor):
             kwargs = self.call_kwargs(req)
             if s.num_images_per_prompt != 1:
                 kwargs["num_images_per_prompt"] = s.num_images_per_prompt
+            if self.seeds_global_rngs:
+                seed_global_rngs(req.seed)
             try:
                 with torch.inference_mode():
-                    image = self.pipe(generator=generator, **kwargs).images[0]
+                    image = self.generate(req, generator, kwargs)
             except torch.OutOfMemoryError as exc:
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
@@ -194,12 +212,12 @@ class DiffusersEditor(Editor):
                     "model.width or model.max_area, set model.use_cpu_offload=true, or use "
                     f"parallel=model with more gpus ({str(exc).splitlines()[0][:200]})"
                 ) from None
-            if s.resize_output_to_input and image.size != req.image.size:
-                from PIL import Image
-
-                image = image.resize(req.image.size, Image.Resampling.LANCZOS)
-            out.append(image)
+            out.append(resized_to_input(image, req) if s.resize_output_to_input else image)
         return out
+
+    def generate(self, req: EditRequest, generator: Any, kwargs: dict[str, Any]) -> Any:
+        """The pipeline call: its image, or an :class:`Edited` with what it said about it."""
+        return self.pipe(generator=generator, **kwargs).images[0]
 
     def output_size(self, req: EditRequest, multiple: int) -> tuple[int | None, int | None]:
         """(height, width): explicit values, else the input's aspect ratio at ``max_area``
@@ -217,10 +235,23 @@ class DiffusersEditor(Editor):
         return None, None
 
     def info(self) -> dict[str, Any]:
+        policy = {"size_policy": self.size_policy} if self.size_policy else {}
         return {
+            **policy,
             "pipeline": self.pipeline_class,
             "path": self.settings.path,
             "dtype": self.settings.dtype,
             "device": self.device,
             "resize_output_to_input": self.settings.resize_output_to_input,
         }
+
+
+def resized_to_input(image: Any, req: EditRequest) -> Any:
+    """The output (an image or an :class:`Edited`) at the input's size (LANCZOS)."""
+    inner = image.image if isinstance(image, Edited) else image
+    if inner.size == req.image.size:
+        return image
+    from PIL import Image
+
+    inner = inner.resize(req.image.size, Image.Resampling.LANCZOS)
+    return Edited(inner, image.details) if isinstance(image, Edited) else inner

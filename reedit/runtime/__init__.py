@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reedit.models.component import unchanged
@@ -61,6 +62,10 @@ def path_problems(spec: Spec) -> list[str]:
     for node in nodes(spec):
         check = getattr(node.cls, "path_problems", None)
         out += [f"{node.what}.{p}" for p in (check(node.settings) if check else [])]
+        config = worker_config(node)
+        for repo in config.repo_path if config else ():
+            if not Path(repo).expanduser().is_dir():
+                out.append(f"{config.what}.repo_path: no such folder: {repo}")
     return out
 
 

@@ -102,7 +102,9 @@ class WorkerEditor(_Hosted, Editor):
             for res in answer["results"]:
                 path = Path(res["path"]) if res.get("path") else None
                 size = tuple(res["size"]) if res.get("size") else None
-                out.append(EditResult(path, res["seconds"], res["error_type"], res["error"], size))
+                error = (res["error_type"], res["error"])
+                details = res.get("details")
+                out.append(EditResult(path, res["seconds"], *error, size, details=details))
         return out
 
     def _as_files(self, req: Any) -> dict[str, Any]:

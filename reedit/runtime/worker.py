@@ -9,8 +9,9 @@ Protocol (one JSON object per line; version :data:`PROTOCOL`):
   loads it and answers ``{"op": "ready", "version", "load_seconds", "pid", "info"}`` or
   ``{"op": "failed", "error_type", "error"}``.
 - ``{"op": "edit" | "edit_steps", "id", "requests": [...], "out_dir"}`` → ``{"op": "result", "id",
-  "results": [{"path", "seconds", "error_type", "error"}]}``: images cross as file paths; an
-  output is written to a temporary name in ``out_dir`` and renamed before it is reported.
+  "results": [{"path", "size", "seconds", "error_type", "error", "details"}]}``: images cross as
+  file paths; an output is written to a temporary name in ``out_dir`` and renamed before it is
+  reported; ``details`` is what the model said about the edit (``Edited``), or null.
 - ``{"op": "chat", "id", "conversations", "max_new_tokens"}`` → ``{"op": "result", "id",
   "replies": [...]}`` (images in the conversations are file paths).
 - ``{"op": "close"}``: close the model and exit 0. End of stdin (the parent died): exit at once.
@@ -84,6 +85,7 @@ def _edit(model: Any, message: dict[str, Any]) -> dict[str, Any]:
                 "seconds": res.seconds,
                 "error_type": res.error_type,
                 "error": res.error,
+                "details": res.details,
             }
         )
     return {"results": sent}

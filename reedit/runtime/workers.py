@@ -79,14 +79,16 @@ class WorkerConfig:
                 f"{what}: choose one of python, conda, mamba, micromamba, not {chosen}"
             )
         repo = value.get("repo_path") or ()
+        repo = (repo,) if isinstance(repo, str) else tuple(repo)
+        python = value.get("python")
         return cls(
             what,
-            python=value.get("python") or (None if chosen else sys.executable),
+            python=_home(python) if python else (None if chosen else sys.executable),
             tool=chosen[0] if chosen and chosen[0] in TOOLS else None,
             env=value.get(chosen[0]) if chosen and chosen[0] in TOOLS else None,
             env_vars={str(k): str(v) for k, v in (value.get("env_vars") or {}).items()},
-            cwd=value.get("cwd"),
-            repo_path=(repo,) if isinstance(repo, str) else tuple(repo),
+            cwd=_home(value["cwd"]) if value.get("cwd") else None,
+            repo_path=tuple(_home(str(r)) for r in repo),
             start_timeout=float(value.get("start_timeout", 600)),
             request_timeout=float(value.get("request_timeout", 600)),
             max_restarts=int(value.get("max_restarts", 2)),
@@ -102,6 +104,11 @@ class WorkerConfig:
         if key not in _INTERPRETERS:
             _INTERPRETERS[key] = resolve_env(self.tool, self.env, self.what)
         return _INTERPRETERS[key]
+
+
+def _home(path: str) -> str:
+    """A path as given, with a leading ``~`` expanded (a command line passes it literally)."""
+    return os.path.expanduser(path)
 
 
 def tool_exe(tool: str, what: str) -> str:

@@ -35,7 +35,7 @@ class EditStage(Stage):
         return EditRequest(u.key, s.id, s.category, s.source_path, s.instruction, u.seed)
 
     def output(self, unit: Any, res: EditResult, editor: Any, ws: Workspace) -> Output:
-        payload = EditOutput(seed=unit.seed, info=editor.info())
+        payload = EditOutput(seed=unit.seed, info=editor.info(), details=res.details)
         rec = record(unit, res, payload, model=ws.names.get(self.group))
         if not res.ok:
             return Output(rec)

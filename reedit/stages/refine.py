@@ -69,6 +69,7 @@ class RefineStage(Stage):
             input=ws.layout.rel(unit.input.path),
             substituted=unit.substituted,
             info=executor.info(),
+            details=res.details,
         )
         rec = record(unit, res, payload, model=ws.names.get(self.group))
         if not res.ok:

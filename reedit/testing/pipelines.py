@@ -543,6 +543,30 @@ def _qwen_edit(seed: int, plus: bool) -> Any:
     )
 
 
+def tiny_t5_encoder(tokenizer: Any, d_model: int) -> Any:
+    """A 2-layer T5 encoder (gated GELU, 2 heads) for ``tokenizer``, with random weights."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=d_model,
+            d_kv=8,
+            d_ff=32,
+            num_layers=2,
+            num_heads=2,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=32,
+            feed_forward_proj="gated-gelu",
+            dropout_rate=0.0,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=False,
+        )
+    )
+
+
 def _flux_vae_blocks() -> dict[str, Any]:
     return {
         "in_channels": 3,
@@ -567,7 +591,7 @@ def _flux_kontext(seed: int) -> Any:
         FluxKontextPipeline,
         FluxTransformer2DModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = _clip_tokenizer()
     tokenizer_2 = _t5_tokenizer()
@@ -605,24 +629,7 @@ def _flux_kontext(seed: int) -> Any:
     )
 
     torch.manual_seed(seed)
-    text_encoder_2 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer_2),
-            d_model=t5_dim,
-            d_kv=8,
-            d_ff=32,
-            num_layers=2,
-            num_heads=2,
-            relative_attention_num_buckets=8,
-            relative_attention_max_distance=32,
-            feed_forward_proj="gated-gelu",
-            dropout_rate=0.0,
-            pad_token_id=tokenizer_2.pad_token_id,
-            eos_token_id=tokenizer_2.eos_token_id,
-            decoder_start_token_id=tokenizer_2.pad_token_id,
-            tie_word_embeddings=False,
-        )
-    )
+    text_encoder_2 = tiny_t5_encoder(tokenizer_2, t5_dim)
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(
