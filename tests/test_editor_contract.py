@@ -122,3 +122,47 @@ def test_close_frees_and_load_works_again(editor):
 
 def test_info_states_the_output_size_policy(editor):
     assert isinstance(editor.info()["resize_output_to_input"], bool)
+
+
+class DetailingEditor:
+    """Test double: an editor whose model says something about each edit (as DreamOmni2 gives
+    its rewritten prompt) and whose failures carry what it said (an unparsable answer)."""
+
+    @staticmethod
+    def make():
+        from reedit.models.base import Edited, Editor
+
+        class Detailing(Editor):
+            def _edit(self, requests):
+                out = []
+                for req in requests:
+                    if "fail" in req.instruction:
+                        error = ValueError(f"{req.sample_id}: cannot parse")
+                        error.details = {"answer": req.instruction}
+                        raise error
+                    out.append(Edited(req.image, {"prompt": req.instruction.upper()}))
+                return out
+
+        return Detailing()
+
+
+def test_what_a_model_says_about_an_edit_is_its_results_details():
+    from reedit.models.base import StepsRequest
+
+    editor = DetailingEditor.make()
+    ok, failed = editor.edit(
+        [request(0, instruction="make it red"), request(1, instruction="fail")]
+    )
+    assert ok.ok and ok.details == {"prompt": "MAKE IT RED"}
+    assert not failed.ok and failed.details == {"answer": "fail"}  # nothing substituted
+    img = request(2).image
+    one, two, broken = editor.edit_steps(
+        [
+            StepsRequest("a", "a", "physical", img, ["red"], [1]),
+            StepsRequest("b", "b", "physical", img, ["red", "blue"], [1, 2]),
+            StepsRequest("c", "c", "physical", img, ["red", "fail"], [1, 2]),
+        ]
+    )
+    assert one.details == {"prompt": "RED"}  # one step: its details as they are
+    assert two.details == {"steps": [{"prompt": "RED"}, {"prompt": "BLUE"}]}
+    assert not broken.ok and broken.details == {"steps": [{"prompt": "RED"}, {"answer": "fail"}]}
