@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit.cli import config_dir  # registers the schemas and resolvers
+from reedit.settings import MISSING
 
 GROUPS = ("model", "executor", "refiner", "judge")
 
@@ -55,6 +56,34 @@ def _imports(python: str, modules: list[str], paths: list[str]) -> dict[str, str
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+ENVS = Path(__file__).resolve().parent / "runtime" / "envs"
+
+
+def recipe(runtime: Any) -> Path | None:
+    """The environment recipe (``reedit/runtime/envs/<env>.yml``) of a worker runtime that names
+    a conda-family env, when reedit ships one."""
+    if not hasattr(runtime, "get"):
+        return None
+    env = next((runtime.get(t) for t in ("conda", "mamba", "micromamba") if runtime.get(t)), None)
+    path = ENVS / f"{env}.yml" if isinstance(env, str) else None
+    return path if path is not None and path.is_file() else None
+
+
+def recipe_fix(path: Path, tool: str = "conda") -> str:
+    """How to make the env of a recipe: with conda, or as a plain venv."""
+    venv = path.with_suffix(".venv.sh")
+    plain = f"; without conda: bash {venv}" if venv.is_file() else ""
+    return f"{tool} env create -f {path}{plain}"
+
+
+def repository(path: Path | None) -> str:
+    """The repository a recipe's ``# repository: URL`` line names, or a placeholder."""
+    for line in path.read_text().splitlines() if path else ():
+        if line.lstrip("# ").startswith("repository:"):
+            return line.split(":", 1)[1].strip()
+    return "<the model's repository>"
+
+
 def _hub_cached(repo: str) -> bool:
     from huggingface_hub import snapshot_download
 
@@ -88,12 +117,18 @@ def check_node(node: Any) -> list[Check]:
             )
         except WorkerFailed as exc:
             tool = config.tool or "conda"
-            fix = f"{tool} create -n {config.env} python=3.11  (then install the model's packages)"
+            made = recipe(node.settings.runtime)
+            fix = (
+                recipe_fix(made, tool)
+                if made
+                else f"{tool} create -n {config.env} python=3.11  (then install the model's "
+                "packages)"
+            )
             out.append(Check(f"{node.what}.runtime", False, str(exc), fix))
             python = ""
         for repo in config.repo_path:
             ok = Path(repo).is_dir()
-            fix = "" if ok else f"git clone <the model's repository> {repo}"
+            fix = "" if ok else f"git clone {repository(recipe(node.settings.runtime))} {repo}"
             out.append(Check(f"{config.what}.repo_path", ok, repo, fix))
             paths.append(repo)
     module = node.target.rpartition(".")[0]
@@ -133,6 +168,13 @@ def diagnose(cfg: Any, groups: list[str]) -> list[Check]:
             spec = spec_of(cfg[group], group)
         except ConfigError as exc:
             out.append(Check(group, False, str(exc), "fix the configuration key it names"))
+            runtime = _plain(cfg[group]).get("runtime") if cfg[group] is not None else None
+            made = recipe(runtime)
+            if made and runtime.get("repo_path") == MISSING:
+                fix = f"git clone {repository(made)} <dir>, then {group}.runtime.repo_path=<dir>"
+                out.append(Check(f"{group}.runtime.repo_path", False, "not set", fix))
+            if made:
+                out.append(Check(f"{group}: environment recipe", True, str(made), recipe_fix(made)))
             continue
         if spec is None:
             out.append(Check(group, True, "none configured"))
@@ -142,6 +184,13 @@ def diagnose(cfg: Any, groups: list[str]) -> list[Check]:
                 continue  # a judge or refiner: its VLM backend is checked
             out += check_node(node)
     return out
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    return value if isinstance(value, dict) else {}
 
 
 def table(checks: list[Check]) -> str:
