@@ -82,6 +82,29 @@ EXPECTED = [
         2,  # without the EditRefine weights: named at set-up, before anything loads
         ("refiner.vlm.path: no such folder: /models/EditRefine",),
     ),
+    Expect(r"^conda env create -f reedit/runtime/envs/janus\.yml$", None, skip="needs conda"),
+    Expect(r"^git clone https://github\.com/deepseek-ai/Janus ", None, skip="no GitHub here"),
+    Expect(  # neither the env nor the clone is there: the doctor says how to make both
+        r"^python -m reedit\.doctor model=janus model\.runtime\.repo_path=/opt/src/Janus$",
+        1,
+        (
+            "MISSING",
+            "conda env create -f",
+            "janus.venv.sh",
+            "git clone https://github.com/deepseek",
+        ),
+    ),
+    Expect(  # the help's example: without the clone (and the RE-Edit data), named at set-up
+        r"^python -m reedit model=omnigen2 model\.runtime\.repo_path=/opt/src/OmniGen2 "
+        r"\+experiment=re_edit_reference$",
+        2,
+        ("model.runtime.repo_path: no such folder: /opt/src/OmniGen2",),
+    ),
+    Expect(
+        r"^python -m reedit model=janus model\.runtime\.repo_path=/opt/src/Janus$",
+        2,
+        ("model.runtime.repo_path: no such folder: /opt/src/Janus",),
+    ),
 ]
 
 

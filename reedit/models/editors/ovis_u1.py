@@ -1,29 +1,20 @@
-"""Ovis-U1-3B (AIDC-AI/Ovis-U1-3B) through its own model class, the checkpoint's remote code.
+"""Ovis-U1-3B (AIDC-AI/Ovis-U1-3B) through the checkpoint's remote code (``trust_remote_code``;
+github.com/AIDC-AI/Ovis-U1 holds only test scripts, so no clone). The edit follows
+``test_img_edit.py:pipe_img_edit``: output size ``smart_resize(h, w, factor=32)`` of the input,
+three ``generate_condition`` calls (a white image with "<image>\nGenerate an image.", the input
+with it, the input with "<image>\n" + the instruction and its VAE pixels), then ``generate_img``
+(``txt_cfg`` = ``guidance_scale``, ``img_cfg`` = ``image_guidance_scale``).
 
-The model code is Hugging Face remote code shipped with the weights (``trust_remote_code=True``;
-github.com/AIDC-AI/Ovis-U1 holds only test scripts: no clone is needed). Loading and the edit
-follow ``test_img_edit.py`` (``pipe_img_edit``): the output size is ``visual_tokenizer.
-smart_resize(h, w, factor=32)`` of the input; three conditions from ``generate_condition`` (a
-white image with "<image>\\nGenerate an image.", the input with that prompt, the input with
-"<image>\\n" + the instruction and its VAE pixels); then ``generate_img`` (``txt_cfg`` is
-``guidance_scale``, ``img_cfg`` is ``image_guidance_scale``).
+Env ``reedit/runtime/envs/ovis_u1.yml`` (transformers 4.51.3): under transformers 5 the remote code
+fails (its tokenizer-class assertion, its ``aimv2`` registration clashing with the built-in one,
+no ``post_init()``); its vision tower imports the CUDA-only ``flash_attn``: CUDA GPUs only.
 
-Environment: ``reedit/runtime/envs/ovis_u1.yml`` (transformers 4.51.3). Under transformers 5 the
-remote code does not load: ``Qwen3ConversationFormatter`` asserts the tokenizer class is
-``Qwen2TokenizerFast`` (5.x gives ``Qwen2Tokenizer``), ``configuration_ovis_u1.py`` registers the
-model type ``aimv2``, built into 5.x (``ValueError``), and ``OvisU1`` never calls ``post_init()``.
-Its vision tower imports the CUDA-only ``flash_attn`` (not in requirements.txt): CUDA GPUs only.
-
-Where the official script does not suit an evaluation:
-
-- the condition image's VAE latent is drawn with ``latent_dist.sample()`` from torch's global RNG,
-  which the script never seeds: it is seeded from the request's seed before each edit (the noise
-  comes from ``torch.Generator(device).manual_seed(seed)`` inside the model: CPU and CUDA differ);
-- ``preprocess_inputs(..., propagate_exception=False)`` replaces an image it cannot process by a
-  blank one: here ``True`` (the edit fails instead);
-- weights missing from the checkpoint (``output_loading_info``) would stay random: loading fails;
-  unexpected keys are logged and recorded in ``info()``;
-- ``generate_img``'s own defaults (``txt_cfg`` 5, 1024x1024) never apply: every value is passed.
+For an evaluation: torch's global RNG (the condition image's ``latent_dist.sample()``) is seeded
+from the request's seed before each edit (the script never seeds it; the noise generator lives on
+the model's device, so CPU and CUDA differ); ``propagate_exception=True`` (the script's False
+swaps an unprocessable image for a blank one); weights missing from the checkpoint fail the load
+(unexpected keys are logged and in ``info()``); every value is passed (``generate_img``'s own
+defaults, txt_cfg 5 and 1024x1024, never apply).
 """
 
 from __future__ import annotations
