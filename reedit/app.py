@@ -32,6 +32,7 @@ log = logging.getLogger("reedit")
 
 # Given for one invocation, never carried into the next resume of the folder.
 NOT_CARRIED = frozenset({"run_dir", "fresh", "retry_errors"})
+JOB_OUTCOME = "REEDIT_JOB_OUTCOME"  # where a re-executed sweep job writes its outcome
 JOBS_FILE = "jobs.jsonl"  # a sweep folder's one line per finished job
 
 
@@ -200,6 +201,10 @@ def explain(
     )
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+    from reedit.config import ReeditError
+
+    if isinstance(exc, ReeditError):  # e.g. a launcher's setting (hydra/launcher=gpu_pool)
+        return str(exc)
     if isinstance(exc, OverrideParseException):
         return (
             f"{exc.override}: not a valid override ({_one_paragraph(exc.message)}); the forms "
@@ -316,16 +321,20 @@ def run_task(cfg: DictConfig, body: Callable[[Path], dict[str, Any] | None]) -> 
     folder = Path(hc.runtime.output_dir)
     subdir = folder / hc.output_subdir if hc.output_subdir else None
     multirun = hc.mode == RunMode.MULTIRUN
+    job_of = os.environ.get(JOB_OUTCOME)  # a sweep job a launcher re-executed (gpu_pool)
     resumed = bool(cfg.get("run_dir"))
     if _State.resumed:
         log.info("resuming %s with its saved overrides: %s", folder, " ".join(_State.resumed))
     before = _recorded(folder)
     try:
         metrics = body(folder)
-        return {"status": "ok", "run_dir": str(folder), "headline": headline(metrics)}
+        outcome = {"status": "ok", "run_dir": str(folder), "headline": headline(metrics)}
+        _write_outcome(job_of, outcome)
+        return outcome
     except ReeditError as exc:
         log.error("%s", exc)
-        if not multirun and _recorded(folder) == before:
+        _write_outcome(job_of, {"status": "error", "run_dir": str(folder), "error": str(exc)})
+        if not multirun and not job_of and _recorded(folder) == before:
             _close_logs_in(folder)
             if not resumed and _only_logs(folder):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -335,6 +344,14 @@ def run_task(cfg: DictConfig, body: Callable[[Path], dict[str, Any] | None]) -> 
         if not multirun:
             sys.exit(2)
         return {"status": "error", "run_dir": str(folder), "error": str(exc)}
+
+
+def _write_outcome(path: str | None, outcome: dict[str, Any]) -> None:
+    """A re-executed sweep job's outcome, for its launcher (written atomically)."""
+    if path:
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(outcome), encoding="utf-8")
+        tmp.replace(path)
 
 
 class SweepSummary(Callback):

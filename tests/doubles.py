@@ -140,6 +140,10 @@ class SlowIdentityEditor(IdentityEditor):
         fail_file = self.settings.fail_file
         self.fail_file = Path(fail_file) if fail_file else None
 
+    def info(self) -> dict[str, Any]:
+        """Where it ran: the devices its process was given (a launcher's isolation)."""
+        return {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "gpus": self.gpus}
+
     def _edit(self, requests: Sequence[EditRequest]) -> list[Any]:
         failing = set()
         if self.fail_file and self.fail_file.is_file():
