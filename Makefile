@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/pipeline_overhead.py
 	$(BIN)/python benchmarks/loader_memory.py
 	$(BIN)/python benchmarks/worker_overhead.py
+	$(BIN)/python benchmarks/gpu_pool_overhead.py
 
 # The own-environment models on their repositories' real code (needs the snapshots: see the
 # README). CI points REEDIT_EXTERNAL at them and turns a skipped test into a failure.
