@@ -131,3 +131,17 @@ def test_the_compare_editors_example_runs_on_the_cpu_through_the_pool(tmp_path):
         assert job["status"] == "ok" and (Path(job["run_dir"]) / "metrics.json").is_file()
         metrics = json.loads((Path(job["run_dir"]) / "metrics.json").read_text())
         assert metrics["stages"]["edit"]["ok"] == 5
+
+
+def test_job_folders_named_by_their_overrides_reach_the_jobs_whole(tmp_path):
+    """A subdir of override_dirname holds '=' and ',': the job gets it quoted, as one value."""
+    proc, jobs = sweep(
+        tmp_path,
+        "seed=1,2",
+        "hydra.launcher.pool=[0,1]",
+        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+        "hydra.job.config.override_dirname.exclude_keys=[dataset,model,limit,categories,refiner,judge,progress]",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(Path(j["run_dir"]).name for j in jobs) == ["seed=1", "seed=2"]
+    assert all((Path(j["run_dir"]) / "records" / "edit.jsonl").is_file() for j in jobs)

@@ -18,6 +18,7 @@ summary lists every job and the sweep exits non-zero naming the failed ones.
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,7 +37,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 log = logging.getLogger(__name__)
 
 OUTCOME = "job_outcome.json"  # what the run writes in its folder (reedit.app.run_task)
-OUTCOME_ENV = "REEDIT_JOB_OUTCOME"
 
 
 @dataclass
@@ -119,8 +119,7 @@ class GpuPoolLauncher(Launcher):
                     gpus = free.popleft()
                     try:
                         self._start(job, gpus)
-                    except OSError as exc:  # no such interpreter or conda: this job fails
-                        job.log_file.close()
+                    except (OSError, ValueError) as exc:  # no such interpreter or conda, ...
                         free.append(gpus)
                         returns[job.num] = self._finish(job, f"cannot start: {exc}")
                         continue
@@ -128,11 +127,14 @@ class GpuPoolLauncher(Launcher):
                 time.sleep(self.settings.poll_seconds)
                 for job in [j for j in running if j.process.poll() is not None]:
                     running.remove(job)
+                    _stop_group(job.process)  # what the job left behind, before the next one
                     free.append(job.gpus)
                     returns[job.num] = self._finish(job)
         finally:
-            for job in running:  # interrupted: stop what still runs
-                job.process.terminate()
+            for job in running:  # interrupted: stop what still runs, and its children
+                _stop_group(job.process, grace=10.0)
+                if job.log_file:
+                    job.log_file.close()
         return [returns[n] for n in sorted(returns)]
 
     def _job(self, num: int, overrides: Any) -> _Job:
@@ -162,14 +164,25 @@ class GpuPoolLauncher(Launcher):
             *prefix,
             "-m",
             "reedit",
+            *self._config_options(),
             *self._hydra_overrides(),
             *job.overrides,
             f"gpus=[{seen}]",
             "hydra.mode=RUN",
-            f"hydra.run.dir={job.folder}",
+            f"hydra.run.dir={_quoted(str(job.folder))}",
             f"hydra.job.num={job.num}",
             f"hydra.job.id={job.num}",
         ]
+
+    def _config_options(self) -> list[str]:
+        """The sweep's own ``--config-name`` and ``--config-dir`` (a job composes the same)."""
+        assert self.config is not None
+        runtime = self.config.hydra.runtime
+        out = [f"--config-name={self.config.hydra.job.config_name}"]
+        for source in runtime.config_sources:
+            if source.provider == "command-line" and source.schema == "file":
+                out.append(f"--config-dir={source.path}")
+        return out
 
     def _hydra_overrides(self) -> list[str]:
         """The sweep's own ``hydra.*`` overrides (a search path, logging) that a job needs too;
@@ -181,6 +194,8 @@ class GpuPoolLauncher(Launcher):
         return [o for o in given if not o.lstrip("+~").startswith(skip)]
 
     def _start(self, job: _Job, gpus: list[str]) -> None:
+        from reedit.app import JOB_OUTCOME  # the variable run_task reads
+
         job.gpus = gpus
         job.folder.mkdir(parents=True, exist_ok=True)
         (job.folder / OUTCOME).unlink(missing_ok=True)
@@ -188,23 +203,28 @@ class GpuPoolLauncher(Launcher):
         env.update(
             CUDA_VISIBLE_DEVICES=",".join(gpus),
             MASTER_PORT=str(self.settings.base_port + job.num),
-            **{OUTCOME_ENV: str(job.folder / OUTCOME)},
+            **{JOB_OUTCOME: str(job.folder / OUTCOME)},
         )
-        job.log_file = (job.folder / "job.log").open("ab")
+        job.log_file = (job.folder / "job.log").open("wb")
         job.started = time.time()
         log.info("  #%d on GPUs %s: %s", job.num, gpus, " ".join(filter_overrides(job.overrides)))
-        job.process = subprocess.Popen(
-            self._command(job), env=env, stdout=job.log_file, stderr=subprocess.STDOUT
+        job.process = subprocess.Popen(  # its own process group: stopped with its children
+            self._command(job),
+            env=env,
+            stdout=job.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def _finish(self, job: _Job, unstarted: str = "") -> JobReturn:
         assert self.hydra_context is not None
-        job.log_file.close()
+        if job.log_file:
+            job.log_file.close()
         code = job.process.returncode if job.process else None
         outcome = _read(job.folder / OUTCOME)
-        if outcome is None:
+        if outcome is None or (code != 0 and outcome.get("status") == "ok"):  # crashed after
             tail = unstarted or f"exit status {code}: {_tail(job.folder / 'job.log')}"
-            outcome = {"status": "failed", "error": tail}
+            outcome = {**(outcome or {}), "status": "failed", "error": tail}
         outcome.update(
             gpus=job.gpus,
             started=job.started,
@@ -224,6 +244,30 @@ class GpuPoolLauncher(Launcher):
         log.info("  #%d %s (exit %s): %s", job.num, outcome.get("status"), code, job.folder)
         self.hydra_context.callbacks.on_job_end(config=job.config, job_return=ret)
         return ret
+
+
+def _quoted(value: str) -> str:
+    """A value for Hydra's override grammar, whatever characters it holds (',' '=' spaces)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _stop_group(process: subprocess.Popen, grace: float = 2.0) -> None:
+    """SIGTERM the job's process group, then SIGKILL what is left after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return  # the group is gone
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            try:  # the leader ended: give the rest of the group the same grace
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(min(grace, 0.5))
 
 
 def visible_devices() -> list[str]:
