@@ -30,7 +30,9 @@ from external import model_env, tiny_model
 from PIL import Image
 
 from reedit.config import spec_of
-from reedit.models.editors.ovis_u1 import GENERIC, LLM_KWARGS, OvisU1Editor
+from reedit.models.editors.ovis_u1 import LLM_KWARGS, OvisU1Editor
+
+GENERIC = "<image>\nGenerate an image."  # test_img_edit.py pipe_img_edit: uncond_prompt
 
 external = pytest.mark.external
 STANDIN = TESTS / "standins" / "ovis_u1_remote"

@@ -34,7 +34,6 @@ from reedit.settings import MISSING, knob, runtime_field
 log = logging.getLogger(__name__)
 
 FACTOR = 32  # test_img_edit.py: visual_tokenizer.smart_resize(height, width, factor=32)
-GENERIC = "<image>\nGenerate an image."  # test_img_edit.py: uncond_prompt
 # test_img_edit.py's gen_kwargs (generate_condition hands them to the LLM's forward, where they do
 # nothing: no text is generated), passed as the script passes them
 LLM_KWARGS = dict(
@@ -59,6 +58,7 @@ class OvisU1Editor(Editor):
         num_inference_steps: int = MISSING  # generate_img num_steps
         guidance_scale: float = MISSING  # txt_cfg
         image_guidance_scale: float = MISSING  # img_cfg
+        unconditional_prompt: str = MISSING  # the two conditions without the instruction
         max_area: int | None = knob()  # smart_resize max_pixels (null: the model's default)
         resize_output_to_input: bool = MISSING
         disable_progress_bar: bool = runtime_field(True)
@@ -164,9 +164,9 @@ class OvisU1Editor(Editor):
             "txt_cfg": s.guidance_scale,
         }
         blank = Image.new("RGB", (width, height), (255, 255, 255))
-        no_both, _ = self._condition(GENERIC, blank, gen)
+        no_both, _ = self._condition(s.unconditional_prompt, blank, gen)
         source = req.image.resize((width, height))
-        no_txt, _ = self._condition(GENERIC, source, gen)
+        no_txt, _ = self._condition(s.unconditional_prompt, source, gen)
         cond, vae_pixels = self._condition("<image>\n" + req.instruction.strip(), source, gen)
         cond["vae_pixel_values"] = vae_pixels
         return model.generate_img(cond=cond, no_both_cond=no_both, no_txt_cond=no_txt, **gen)[0]
