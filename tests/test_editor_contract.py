@@ -136,6 +136,9 @@ class DetailingEditor:
             def _edit(self, requests):
                 out = []
                 for req in requests:
+                    if "nothing" in req.instruction:  # the model answered, but with no image
+                        out.append(Edited(None, {"prompt": req.instruction}))
+                        continue
                     if "fail" in req.instruction:
                         error = ValueError(f"{req.sample_id}: cannot parse")
                         error.details = {"answer": req.instruction}
@@ -155,6 +158,8 @@ def test_what_a_model_says_about_an_edit_is_its_results_details():
     )
     assert ok.ok and ok.details == {"prompt": "MAKE IT RED"}
     assert not failed.ok and failed.details == {"answer": "fail"}  # nothing substituted
+    (empty,) = editor.edit([request(3, instruction="make nothing")])
+    assert empty.error_type == "InvalidOutput" and empty.details == {"prompt": "make nothing"}
     img = request(2).image
     one, two, broken = editor.edit_steps(
         [

@@ -282,13 +282,15 @@ def visible_devices() -> list[str]:
             text=True,
             timeout=30,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("gpu_pool: no GPU list from nvidia-smi (%s)", exc)
         return []
-    return (
-        [line.strip() for line in out.stdout.splitlines() if line.strip()]
-        if out.returncode == 0
-        else []
-    )
+    if out.returncode != 0:
+        log.warning(
+            "gpu_pool: nvidia-smi failed (%s): %s", out.returncode, out.stderr.strip()[:300]
+        )
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
 def _read(path: Path) -> dict[str, Any] | None:

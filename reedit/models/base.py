@@ -186,7 +186,8 @@ class Editor(Model):
             if isinstance(img, Edited):
                 img, details = img.image, img.details
             if not hasattr(img, "convert") or not getattr(img, "size", (0, 0))[0]:
-                out.append(EditResult(None, seconds, "InvalidOutput", f"not an image: {img!r:.60}"))
+                problem = f"not an image: {img!r:.60}"
+                out.append(EditResult(None, seconds, "InvalidOutput", problem, details=details))
             else:
                 rgb = img if img.mode == "RGB" else img.convert("RGB")
                 out.append(EditResult(rgb, seconds, details=details))

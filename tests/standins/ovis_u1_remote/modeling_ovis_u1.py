@@ -418,20 +418,8 @@ class OvisU1(OvisU1PreTrainedModel):
             return prompt, input_ids, pixels, grids, labels
         return prompt, input_ids, pixels, grids
 
-    def generate(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        _, embeds, _, mask, _ = self.merge_multimodal(
-            text_input_ids=inputs,
-            text_attention_masks=kwargs.pop("attention_mask"),
-            text_labels=None,
-            pixel_values=kwargs.pop("pixel_values"),
-            grid_thws=kwargs.pop("grid_thws"),
-            left_padding=True,
-        )
-        return self.llm.generate(
-            inputs=None, inputs_embeds=embeds.detach(), attention_mask=mask, **kwargs
-        )
-
-    def generate_condition(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> dict:
+    def _merged(self, inputs: torch.Tensor | None, kwargs: dict[str, Any]) -> tuple:
+        """merge_multimodal of the text and the images a generate call is given (popped)."""
         _, embeds, labels, mask, _ = self.merge_multimodal(
             text_input_ids=inputs,
             text_attention_masks=kwargs.pop("attention_mask"),
@@ -440,6 +428,16 @@ class OvisU1(OvisU1PreTrainedModel):
             grid_thws=kwargs.pop("grid_thws"),
             left_padding=True,
         )
+        return embeds, labels, mask
+
+    def generate(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        embeds, _, mask = self._merged(inputs, kwargs)
+        return self.llm.generate(
+            inputs=None, inputs_embeds=embeds.detach(), attention_mask=mask, **kwargs
+        )
+
+    def generate_condition(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> dict:
+        embeds, labels, mask = self._merged(inputs, kwargs)
         device = self.llm.device
         outputs = self.llm(
             inputs_embeds=embeds.detach().to(device),
