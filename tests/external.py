@@ -87,6 +87,10 @@ def model_env(
     ``.pth`` line, for test-only registrations such as a tiny size in a model's size table."""
     spec = {"pip": list(pip), "local": [str(p) for p in local], "python": sys.version, "v": 1}
     spec["startup"] = list(startup)
+    # the env links into this main env: another main env (a new clone, other versions) is a new
+    # env, never a cached one whose links reach a stale checkout's packages
+    main = _main_site().resolve()
+    spec["main"] = [str(main), *sorted(e.name for e in main.iterdir() if e.name != "__pycache__")]
     for folder in local:  # a change to a local package's sources is a new env
         spec[str(folder)] = _tree_hash(folder)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
@@ -94,7 +98,9 @@ def model_env(
     root = base / f"{name}-{digest}"
     python = root / "bin" / "python"
     with _locked(root):
-        if (root / "reedit-env.json").is_file():
+        links = root / "main_packages"
+        built = (root / "reedit-env.json").is_file() and links.is_dir()
+        if built and all(entry.exists() for entry in links.iterdir()):  # no link left dangling
             return python
         shutil.rmtree(root, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
@@ -114,7 +120,6 @@ def model_env(
             ).strip()
         )
         own = _top_names(site) - {"pip", "setuptools", "_distutils_hack", "distutils_precedence"}
-        links = root / "main_packages"
         links.mkdir()
         for entry in _main_site().iterdir():
             lower = entry.name.lower()
