@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export WANDB_MODE ?= disabled
 
-.PHONY: install demo test test-external walkthrough lint bench
+.PHONY: install demo test test-external test-scale walkthrough lint bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +32,12 @@ test: install
 walkthrough: install
 	$(BIN)/python -m pytest -m walkthrough
 
+# Several processes at once: Accelerate ranks on the demo's real tiny models (1, 2 and 3 ranks
+# agree; a rank SIGKILLed mid-stage fails the run cleanly, a rerun completes it) and a sweep
+# joining a Ray cluster started by the test (CI runs it).
+test-scale: install
+	$(BIN)/python -m pytest -m scale
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
@@ -39,7 +45,7 @@ bench: install
 	$(BIN)/python benchmarks/pipeline_overhead.py
 	$(BIN)/python benchmarks/loader_memory.py
 	$(BIN)/python benchmarks/worker_overhead.py
-	$(BIN)/python benchmarks/gpu_pool_overhead.py
+	$(BIN)/python benchmarks/scaling.py
 
 # The own-environment models on their repositories' real code (needs the snapshots: see the
 # README). CI points REEDIT_EXTERNAL at them and turns a skipped test into a failure.

@@ -247,24 +247,35 @@ class RecordStore:
         return {k: Record.from_json(v, payload) for k, v in self.load().items()}
 
     def load(self) -> dict[str, dict]:
-        """The latest record per key over all files of this stage, as written (JSON objects)."""
+        """The latest record per key over all files of this stage, as written (JSON objects):
+        within a file the last line; across files (ranks) the later ``time``, then file order."""
         latest: dict[str, dict] = {}
         for path in self.files():
-            with open(path, encoding="utf-8") as f:
-                for lineno, line in enumerate(f, 1):
-                    if not line.endswith("\n"):
-                        log.warning("%s:%d: ignoring a partly written last line", path, lineno)
-                        break
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                        latest[rec["key"]] = rec
-                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                        raise ValueError(
-                            f"{path}:{lineno}: not a record ({exc}); this file was edited or "
-                            "corrupted by hand: fix or remove that line"
-                        ) from None
+            for key, rec in self._load_file(path).items():
+                old = latest.get(key)
+                if old is None or str(rec.get("time", "")) >= str(old.get("time", "")):
+                    latest[key] = rec
+        return latest
+
+    @staticmethod
+    def _load_file(path: Path) -> dict[str, dict]:
+        """One file's latest record per key (its last line for the key)."""
+        latest: dict[str, dict] = {}
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.endswith("\n"):
+                    log.warning("%s:%d: ignoring a partly written last line", path, lineno)
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    latest[rec["key"]] = rec
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise ValueError(
+                        f"{path}:{lineno}: not a record ({exc}); this file was edited or "
+                        "corrupted by hand: fix or remove that line"
+                    ) from None
         return latest
 
     def append(self, record: Record | dict) -> None:
@@ -274,7 +285,7 @@ class RecordStore:
         if "key" not in record or record.get("status") not in STATUSES:
             raise ValueError(f"a record needs a key and a status in {STATUSES}: {record!r}")
         record.setdefault("stage", self.stage)
-        record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record.setdefault("time", _now())
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._fh is None:
@@ -304,6 +315,13 @@ class RecordStore:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def _now() -> str:
+    """A record's time: ISO 8601 to the millisecond (ranks' records of one key are ordered by
+    it; the strings sort as the times do)."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
 
 
 def _drop_partial_tail(path: Path) -> None:
@@ -347,6 +365,13 @@ class StageRun:
     error: str | None = None
     rank: int | None = None
     time: str | None = None  # when it ended
+    # The model calls and records of its chunks (load and waits for the other ranks left out):
+    # the ranks' busy times say how evenly the work was shared.
+    busy_seconds: float = 0.0
+    pid: int | None = None  # the rank's process (ranks only)
+    # Ranks only: the ranks' lines of one execution share it (their times overlap: the report
+    # takes the longest, not the sum).
+    execution: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

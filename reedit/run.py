@@ -17,15 +17,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from reedit import runtime
+from reedit import distributed, runtime
 from reedit.config import ConfigError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
 from reedit.data.run_sources import SOURCE_MODES, run_sources
 from reedit.layout import RunLayout, labels
+from reedit.models.component import physical_gpus
 from reedit.runtime.pool import ModelPool
 from reedit.seeds import SeedRule
 from reedit.stages.analyze import AnalyzeStage
-from reedit.stages.driver import Stage, Workspace, drive
+from reedit.stages.driver import Shard, Stage, Workspace, drive
 from reedit.stages.edit import EditStage
 from reedit.stages.judge import JudgeStage
 from reedit.stages.refine import RefineStage
@@ -54,6 +55,7 @@ class Setup:
     rounds: int
     mode: str
     gpus: tuple[int, ...]
+    layout: runtime.Layout  # the ranks and their GPUs (one process: world 1)
     specs: dict[str, Spec | None]  # model, executor, refiner, judge (None: set to none)
     pool: ModelPool  # every model built (its constructor's checks passed), none loaded
     dataset: Spec | None  # None: the caller brings its samples (the EditRefine tool)
@@ -90,6 +92,12 @@ def setup(cfg: DictConfig, dataset: bool = True, problems: Sequence[str] = ()) -
         if spec is not None:
             attempt(runtime.check, spec, gpus)
             problems.extend(runtime.path_problems(spec))
+    layout = None
+    if not problems:
+        visible = runtime.visible_gpus() if gpus else None
+        per = cfg.gpus_per_replica
+        per = None if per is None else attempt(_int, "gpus_per_replica", per)
+        layout = attempt(runtime.layout, specs, gpus, per, int(cfg.cpu_ranks), visible)
     data = attempt(spec_of, cfg.dataset, "dataset") if dataset else None
     logger = attempt(spec_of, cfg.logger, "logger")
     if dataset and data is None and not any(p.startswith("dataset") for p in problems):
@@ -114,11 +122,19 @@ def setup(cfg: DictConfig, dataset: bool = True, problems: Sequence[str] = ()) -
         int(cfg.refine.rounds),
         str(cfg.refine.mode),
         gpus,
+        layout,
         specs,
         pool,
         data,
         logger,
     )
+
+
+def _int(key: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a whole number or null, got {value!r}") from None
 
 
 def _top_level_problems(cfg: DictConfig) -> list[str]:
@@ -220,41 +236,18 @@ def execute(
     source: str = "",
     bad_records: list[BadRecord] | None = None,
 ) -> dict[str, Any]:
-    """Drive the scheduled stages over ``samples`` in ``folder``, then the report."""
+    """Drive the scheduled stages over ``samples`` in ``folder`` (in this process, or in the
+    run's ranks: this process then loads no model), then the report."""
     cfg = s.cfg
     samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
-    current = unit_settings(s.specs, s.seeds, s.mode, s.rounds)
-    plan = ResumePlan(
-        folder,
-        fingerprints_of(current),
-        unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds, legacy=True),
-        settings=current,
-        fresh=list(cfg.fresh),
-        retry_errors=bool(cfg.retry_errors),
-        max_error_rate=float(cfg.max_error_rate),
-    )
-    pool = s.pool
-    pool.use_scratch(folder / SCRATCH)
-    ws = Workspace(
-        samples,
-        RunLayout(folder),
-        plan,
-        pool,
-        names=choices,
-        compat=bool(cfg.compat.upstream_failures),
-        progress=bool(cfg.progress),
-        png_compress_level=int(cfg.png_compress_level),
-    )
-    steps = schedule(s)
-    last_use = {step.group: i for i, step in enumerate(steps)}
     metrics: dict[str, Any] = {}
     tracker = build(s.logger)
     tracker.start(str(folder), OmegaConf.to_container(cfg, resolve=True), folder.name)
     try:
-        for i, step in enumerate(steps):
-            drive(step, ws)
-            for group in [g for g, last in last_use.items() if last == i]:
-                pool.release(group)  # its last stage is done
+        if s.layout.world > 1:
+            distributed.launch(rank_job(s, folder, samples, choices))
+        else:
+            work(s, folder, samples, choices)
         if "report" in s.stages:
             judge = s.specs["judge"]
             metrics = run_report(
@@ -265,7 +258,7 @@ def execute(
                     metrics=list(judge.settings.metrics) if judge else [],
                     rounds=s.rounds,
                     mode=s.mode,
-                    compat=ws.compat,
+                    compat=bool(cfg.compat.upstream_failures),
                     categories=list(cfg.categories),
                     bootstrap=int(cfg.report.bootstrap),
                     seed=s.seeds.seed,
@@ -280,10 +273,66 @@ def execute(
             if cfg.notice:
                 log.warning("%s", cfg.notice)
     finally:
-        pool.release_all()
-        shutil.rmtree(folder / SCRATCH, ignore_errors=True)
         tracker.finish()
     return metrics
+
+
+def work(
+    s: Setup,
+    folder: Path,
+    samples: list[Sample],
+    choices: dict[str, str],
+    ranks: distributed.Ranks = distributed.SOLO,
+) -> None:
+    """The work stages in ``folder``, in this process: the only one, or one of the ranks."""
+    cfg = s.cfg
+    current = unit_settings(s.specs, s.seeds, s.mode, s.rounds)
+    plan = ResumePlan(
+        folder,
+        fingerprints_of(current),
+        unit_fingerprints(s.specs, s.seeds, s.mode, s.rounds, legacy=True),
+        settings=current,
+        fresh=list(cfg.fresh),
+        retry_errors=bool(cfg.retry_errors),
+        max_error_rate=float(cfg.max_error_rate),
+    )
+    pool = s.pool
+    scratch = folder / SCRATCH / (f"rank{ranks.rank}" if ranks.world > 1 else "")
+    pool.use_scratch(scratch)
+    ws = Workspace(
+        samples,
+        RunLayout(folder),
+        plan,
+        pool,
+        names=choices,
+        compat=bool(cfg.compat.upstream_failures),
+        progress=bool(cfg.progress),
+        png_compress_level=int(cfg.png_compress_level),
+    )
+    steps = schedule(s)
+    last_use = {step.group: i for i, step in enumerate(steps)}
+    shard = Shard.of(ranks)
+    try:
+        for i, step in enumerate(steps):
+            drive(step, ws, shard)
+            for group in [g for g, last in last_use.items() if last == i]:
+                pool.release(group)  # its last stage is done
+    finally:
+        pool.release_all()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def rank_job(
+    s: Setup, folder: Path, samples: list[Sample], choices: dict[str, str]
+) -> distributed.RankJob:
+    """What the ranks are given: the resolved config as one rank's (its replica's GPUs as
+    ``gpus``, no further ranks), the samples, the folder, and each replica's device ids."""
+    config = OmegaConf.to_container(s.cfg, resolve=True)
+    per = len(s.layout.replicas[0]) if s.layout.replicas else 0
+    config.update(gpus=list(range(per)), gpus_per_replica=None, cpu_ranks=1, run_dir=str(folder))
+    devices = physical_gpus(s.gpus) if s.gpus else []
+    replicas = [[devices[i] for i in replica] for replica in s.layout.replicas]
+    return distributed.RankJob(config, str(folder), samples, choices, s.layout.world, replicas)
 
 
 def _summary(metrics: dict[str, Any]) -> None:

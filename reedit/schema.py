@@ -44,6 +44,8 @@ class Config:
     dataset: Any = MISSING
     logger: Any = MISSING
     gpus: list[int] = field(default_factory=list)
+    gpus_per_replica: Any = None  # null: 1 (one rank per GPU), or all of gpus for parallel=model
+    cpu_ranks: int = 1  # with gpus=[]: how many CPU ranks share the work
     seed: int = 0
     seed_mode: str = "id"  # id | index
     stages: list[str] = field(default_factory=lambda: list(STAGES))

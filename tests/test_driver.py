@@ -143,14 +143,17 @@ def test_the_pool_releases_what_it_loaded(compose, tmp_path):
             r"judge\.vlm\.runtime\.condaa: not a worker setting",
         ),
         (["+model.runtime=elsewhere"], r"model\.runtime: unknown runtime 'elsewhere'"),
-        (["model=flux2_dev", "gpus=[0,1]"], r"model\.parallel=data needs one rank per GPU"),
+        (
+            ["model=flux2_dev", "gpus=[0,1]", "gpus_per_replica=2"],
+            r"model\.parallel=data keeps one copy on one GPU, but each replica has 2",
+        ),
         (
             ["model=flux2_dev", "model.parallel=model", "executor=flux2_dev", "gpus=[0,1]"],
             r"executor\.parallel=data",
         ),
     ],
 )
-def test_runtimes_and_gpu_layouts_not_available_yet_fail_at_set_up(
+def test_runtimes_and_gpu_layouts_that_cannot_work_fail_at_set_up(
     compose, tmp_path, overrides, message
 ):
     cfg = compose("dataset=re_edit", "dataset.path=/nowhere/RE-Edit.json", *overrides)

@@ -356,3 +356,23 @@ def test_the_store_reads_typed_records_of_older_lines(tmp_path: Path) -> None:
     store.append(dict(OLD_JUDGEMENT))
     (rec,) = store.records(records_mod.JudgementOutput).values()
     assert rec.payload.value == [8, 9] and rec.fingerprint == "abc"
+
+
+def test_across_rank_files_the_later_record_of_a_key_wins(tmp_path: Path) -> None:
+    """A retry on ranks can redo a unit in another rank's file than its old error: the later
+    record wins whichever file sorts first (within a file, the last line)."""
+    RecordStore(tmp_path, "edit", rank=1).append(
+        {"key": "a", "status": "error", "time": "2026-12-02T10:00:00.500"}
+    )
+    RecordStore(tmp_path, "edit", rank=0).append(
+        {"key": "a", "status": "ok", "time": "2026-12-02T10:00:01.000"}
+    )
+    RecordStore(tmp_path, "edit", rank=0).append({"key": "b", "status": "error", "time": "2"})
+    RecordStore(tmp_path, "edit", rank=0).append({"key": "b", "status": "ok", "time": "1"})
+    latest = RecordStore(tmp_path, "edit").load()
+    assert latest["a"]["status"] == "ok" and latest["b"]["status"] == "ok"
+    rec = RecordStore(tmp_path, "edit", rank=2)
+    rec.append({"key": "c", "status": "ok"})
+    rec.close()
+    stamp = RecordStore(tmp_path, "edit").load()["c"]["time"]
+    assert len(stamp) == len("2026-12-02T10:00:01.000") and stamp[19] == "."

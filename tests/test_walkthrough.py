@@ -100,6 +100,30 @@ EXPECTED = [
         2,
         ("model.runtime.repo_path: no such folder: /opt/src/OmniGen2",),
     ),
+    Expect(  # Scaling up: without the clone, named at set-up (the GPUs are never reached)
+        r"^python -m reedit model=omnigen2 model\.runtime\.repo_path=/opt/src/OmniGen2 "
+        r"'gpus=\[0(,1,2,3)?\]'$",
+        2,
+        ("model.runtime.repo_path: no such folder: /opt/src/OmniGen2",),
+    ),
+    Expect(  # the layout passes set-up (no GPU count known here); the RE-Edit data is missing
+        r"^python -m reedit model=flux2_dev model\.parallel=model 'gpus=\[0,1,2,3,4,5,6,7\]' "
+        r"gpus_per_replica=2$",
+        2,
+        ("hf download Yixuan-Ding-ZJU/RE-Edit",),
+    ),
+    Expect(
+        r"^python -m reedit \+experiment=demo cpu_ranks=2$",
+        0,
+        ("starting 2 ranks (CPU)", "[rank 1]", "yes-rate"),
+    ),
+    Expect(
+        r"^python -m reedit -m hydra/launcher=gpu_pool model=flux_kontext",
+        2,
+        ("pool is empty and no GPU is visible",),
+    ),
+    Expect(r"^python -m reedit -m hydra/launcher=slurm ", None, skip="needs a Slurm cluster"),
+    Expect(r"^python -m reedit -m hydra/launcher=ray_cluster ", None, skip="needs a Ray cluster"),
     Expect(
         r"^python -m reedit model=janus model\.runtime\.repo_path=/opt/src/Janus$",
         2,

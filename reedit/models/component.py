@@ -9,8 +9,9 @@ afterwards. Heavy imports happen in :meth:`Model._load`, never at module import.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +21,22 @@ from reedit.settings import SettingsBase, runtime_field
 log = logging.getLogger(__name__)
 
 DTYPES = ("bfloat16", "float16", "float32")  # what a model's `dtype` may be (torch's names)
+
+
+def physical_gpus(gpus: Sequence[int], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The device ids behind ``gpus``, which count within what this process already sees (as
+    ``cuda:N`` does): with ``CUDA_VISIBLE_DEVICES=4,5,6,7`` set, ``gpus=[0,1]`` are ``4,5``; the
+    value a child process (a worker, an engine) gets as its ``CUDA_VISIBLE_DEVICES``."""
+    visible = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(int(g)) for g in gpus]
+    shown = [v.strip() for v in visible.split(",") if v.strip()]
+    if gpus and max(int(g) for g in gpus) >= len(shown):
+        raise ValueError(
+            f"gpus={list(gpus)}: CUDA_VISIBLE_DEVICES={visible!r} shows {len(shown)} device(s) "
+            f"to this process, so GPU ids must be below {len(shown)}"
+        )
+    return [shown[int(g)] for g in gpus]
 
 
 def unchanged(path: str) -> str:
@@ -74,6 +91,9 @@ class Model:
     # model's own interpreter).
     requires: ClassVar[tuple[str, ...]] = ()
     honours: ClassVar[frozenset[str]] = frozenset()  # the shared knobs it uses (settings.knob)
+    # The values of its `parallel` setting it supports (data: one copy per GPU, one rank each;
+    # model: one copy over several GPUs); checked at set-up.
+    parallel_modes: ClassVar[tuple[str, ...]] = ("data", "model")
 
     def __init__(
         self,
@@ -101,6 +121,13 @@ class Model:
         if local and not Path(path).expanduser().is_dir():
             return [f"path: no such folder: {Path(path).expanduser()}"]
         return []
+
+    @classmethod
+    def copy_gpus(cls, settings: Any) -> int | None:
+        """How many GPUs one copy of the model uses: 1 (one copy per GPU: ``parallel: data``,
+        the default), n, or None (all it is given: ``parallel: model``). The run's ranks are
+        sized by it (``gpus_per_replica``)."""
+        return None if getattr(settings, "parallel", "data") == "model" else 1
 
     @property
     def label(self) -> str:

@@ -131,6 +131,8 @@ class DiffusersEditor(Editor):
             kwargs["local_files_only"] = True
         if self.settings.parallel == "model" and len(self.gpus) > 1:
             kwargs["device_map"] = "balanced"
+            # over the listed GPUs only (balanced spreads over every GPU it is told of)
+            kwargs["max_memory"] = {g: torch.cuda.mem_get_info(g)[0] for g in self.gpus}
         try:
             pipe = self.load_pipeline(cls, path, kwargs)
         except Exception as exc:

@@ -42,17 +42,117 @@ def nodes(spec: Spec) -> list[Spec]:
 
 
 def check(spec: Spec, gpus: Sequence[int]) -> None:
-    """Fail at set-up, naming the key, for a runtime or GPU layout this build cannot honour."""
+    """Fail at set-up, naming the key, for a runtime setting this build cannot honour."""
     from reedit.config import ConfigError
 
     for node in nodes(spec):
         worker_config(node)  # checks the runtime setting
-        if getattr(node.settings, "parallel", None) == "data" and len(gpus) > 1:
+        parallel = getattr(node.settings, "parallel", None)
+        modes = getattr(node.cls, "parallel_modes", ("data", "model"))
+        if parallel is not None and parallel not in modes:
             raise ConfigError(
-                f"gpus={list(gpus)} with {node.what}.parallel=data needs one rank per GPU, which "
-                f"is not available yet: list one GPU, or set {node.what}.parallel=model to spread "
-                "one copy of the model over them"
+                f"{node.what}.parallel={parallel} is not supported by {node.cls.__name__} "
+                f"(it supports {', '.join(modes)})"
             )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the run's processes share ``gpus``: ``world`` ranks, each with its replica's GPUs
+    (indexes into ``gpus``; none on CPU ranks)."""
+
+    world: int = 1
+    replicas: tuple[tuple[int, ...], ...] = ()
+
+
+def layout(
+    specs: dict[str, Spec | None],
+    gpus: Sequence[int],
+    gpus_per_replica: int | None = None,
+    cpu_ranks: int = 1,
+    visible: int | None = None,
+) -> Layout:
+    """The ranks for ``gpus`` (checked, naming the key): one per GPU when every model keeps one
+    copy per GPU; ``gpus_per_replica`` GPUs each (default: what the models' copies need, all of
+    ``gpus`` for a ``parallel: model`` one); ``cpu_ranks`` without GPUs. ``visible``: how many
+    GPUs this machine shows, when known (an id beyond is an error)."""
+    from reedit.config import ConfigError
+
+    gpus = [int(g) for g in gpus]
+    if cpu_ranks < 1:
+        raise ConfigError(f"cpu_ranks must be >= 1, got {cpu_ranks}")
+    if not gpus:
+        if gpus_per_replica is not None:
+            raise ConfigError(
+                f"gpus_per_replica={gpus_per_replica} needs gpus (gpus=[] runs on the CPU)"
+            )
+        return Layout(cpu_ranks)
+    if cpu_ranks > 1:
+        raise ConfigError(
+            f"cpu_ranks={cpu_ranks} is for CPU runs (gpus=[]); with gpus={gpus} the ranks are "
+            "len(gpus) / gpus_per_replica"
+        )
+    twice = sorted({g for g in gpus if gpus.count(g) > 1})
+    if twice:
+        raise ConfigError(f"gpus={gpus}: GPU {twice[0]} is listed twice")
+    if min(gpus) < 0:
+        raise ConfigError(f"gpus={gpus}: GPU ids are >= 0")
+    if visible is not None and max(gpus) >= visible:
+        raise ConfigError(
+            f"gpus={gpus}: GPU {max(gpus)} does not exist (this machine shows {visible} GPU(s)"
+            + (f": ids 0..{visible - 1})" if visible else ")")
+        )
+    every = [n for s in specs.values() if s is not None for n in nodes(s)]
+    users = [n for n in every if getattr(n.cls, "uses_gpus", False) and not n.children]
+    if not users:  # the gpus are ignored (warn_unused_gpus says so): one process
+        return Layout(1, (tuple(range(len(gpus))),))
+    needs = {n.what: n.cls.copy_gpus(n.settings) for n in users}
+    k = gpus_per_replica
+    if k is None:
+        k = min(len(gpus), max(len(gpus) if need is None else need for need in needs.values()))
+    if int(k) < 1 or len(gpus) % int(k):
+        raise ConfigError(
+            f"gpus_per_replica={k} does not divide the {len(gpus)} GPUs of gpus={gpus} into "
+            "equal replicas"
+        )
+    k = int(k)
+    for what, need in needs.items():
+        if need is not None and need > k:
+            raise ConfigError(
+                f"{what} needs {need} GPUs per copy, but each replica has {k} (gpus={gpus}, "
+                f"gpus_per_replica={gpus_per_replica}): list more gpus or raise gpus_per_replica"
+            )
+    for n in users:
+        if k > 1 and getattr(n.settings, "parallel", None) == "data":
+            raise ConfigError(
+                f"{n.what}.parallel=data keeps one copy on one GPU, but each replica has {k} "
+                f"(gpus={gpus}): set {n.what}.parallel=model to spread it over them, or "
+                "gpus_per_replica=1 for one rank per GPU"
+            )
+    replicas = tuple(tuple(range(i, i + k)) for i in range(0, len(gpus), k))
+    return Layout(len(replicas), replicas)
+
+
+def visible_gpus() -> int | None:
+    """How many GPUs this process may use, when that is known without touching CUDA:
+    ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``; None when neither says."""
+    import os
+    import shutil
+    import subprocess
+
+    shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if shown is not None:
+        return len([v for v in shown.split(",") if v.strip()])
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
 def path_problems(spec: Spec) -> list[str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit.config import ConfigError, ReeditError
+from reedit.models.component import physical_gpus
 from reedit.runtime.worker import PROTOCOL
 
 log = logging.getLogger("reedit.worker")
@@ -161,8 +162,8 @@ class WorkerProcess:
         env.update(cfg.env_vars)
         paths = [reedit_root(), *cfg.repo_path, env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-        if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in self.gpus)
+        if self.gpus:  # the run's ids count within what this process sees
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(physical_gpus(self.gpus))
         env["PYTHONUNBUFFERED"] = "1"
         argv = [python, "-m", "reedit.runtime.worker"]
         if cfg.activate and cfg.tool:  # through the tool: the env's activation scripts run

@@ -5,14 +5,20 @@ run's pool, the progress bar, chunking, the background image writer, appending r
 stage log (``records/stages.jsonl``: each execution's model load and wall seconds) and the
 error-rate check.
 
-``shard`` says which of the pending units this process takes and which records file it appends
-to (today: all of them, ``records/<stage>.jsonl``); ranks plug in there.
+``shard`` says which records file this process appends to and how it takes pending units: alone
+(all of them, ``records/<stage>.jsonl``), or as one of the run's ranks (``records/<stage>.rank<k>
+.jsonl``), claiming chunks of the pending units one at a time from a counter the ranks share, so
+that the ranks stay busy however uneven the units' costs. With ranks, every rank plans the stage
+from the same records (a barrier before anyone writes), and after a barrier at the end each checks
+that every pending unit got exactly one record, then the error rate, so all ranks agree.
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,9 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from reedit.config import ReeditError
 from reedit.data.base import Sample
+from reedit.distributed import SOLO, Ranks
 from reedit.layout import RunLayout
-from reedit.records import PAYLOADS, ArtefactWriter, Record, StageLog, StageRun
+from reedit.records import PAYLOADS, ArtefactWriter, Record, RecordStore, StageLog, StageRun
 from reedit.runtime.pool import ModelPool
 from reedit.stages.inputs import Source, Upstream
 from reedit.stages.resume import ResumePlan
@@ -87,12 +95,22 @@ class Shard:
     """Which of the pending units this process takes, and the records file it appends to."""
 
     rank: int | None = None  # None: the only process (records/<stage>.jsonl)
+    ranks: Ranks = SOLO  # the run's ranks: barriers and the shared claim counter
 
     def take(self, pending: list[Unit]) -> list[Unit]:
         return pending
 
+    @classmethod
+    def of(cls, ranks: Ranks) -> Shard:
+        """This rank's shard (one process alone: :data:`ALL`)."""
+        return cls(ranks.rank, ranks) if ranks.world > 1 else ALL
+
 
 ALL = Shard()
+
+
+class IncompleteStage(ReeditError):
+    """After every rank finished a stage, a pending unit had no record, or more than one."""
 
 
 class Stage(abc.ABC):
@@ -153,44 +171,64 @@ def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
 
 def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
     """Run a stage's pending units (those of ``shard``) and record each; an execution with work
-    to do appends its :class:`StageRun` (model load and wall time) to ``records/stages.jsonl``."""
+    to do appends its :class:`StageRun` (model load, busy and wall time) to
+    ``records/stages.jsonl``."""
     started = time.perf_counter()
+    ranks = shard.ranks
+    ws.plan.epoch += 1  # the same count on every rank: names this execution's claim counter
+    key = f"{ws.plan.epoch}/{stage.label}"
     upstream = Upstream(ws.samples, ws.layout, ws.plan, ws.compat)
     units = stage.units(upstream)
-    store = ws.plan.open_store(stage.name, shard.rank)
+    if ranks.world > 1 and stage.name in ws.plan.fresh:
+        if ranks.primary:  # archives the old records (once), before anyone plans the stage
+            ws.plan.open_store(stage.name, shard.rank).close()
+        ranks.barrier()
+    store = ws.plan.open_store(stage.name, shard.rank, primary=ranks.primary)
     payload = PAYLOADS[stage.name]
     pending = ws.plan.pending(stage.name, store.records(payload), units)
     note = stage.note(upstream, units)
     if not pending:
         log.info("%s: nothing to do (%d %s done%s)", stage.label, len(units), stage.noun, note)
         return
-    log.info(
-        "%s: %d of %d %s to %s%s",
-        stage.label,
-        len(pending),
-        len(units),
-        stage.noun,
-        stage.verb,
-        note,
-    )
+    if ranks.primary:
+        log.info(
+            "%s: %d of %d %s to %s%s",
+            stage.label,
+            len(pending),
+            len(units),
+            stage.noun,
+            stage.verb,
+            note,
+        )
     mine = stage.order(shard.take(pending))
     if not mine:  # other shards have them: no model is loaded here
         log.info("%s: no pending unit falls to this shard", stage.label)
         return
+    marks = _ends(store) if ranks.world > 1 else {}
+    ranks.barrier()  # every rank has planned from the same records: now they may write
     run = StageRun(
         stage.name,
         stage.round,
         stage.group,
         ws.names.get(stage.group),
         units=len(units),
-        pending=len(mine),
+        pending=0,
         rank=shard.rank,
+        pid=os.getpid() if shard.rank is not None else None,
+        execution=f"{ranks.launch}/{ws.plan.epoch}" if ranks.world > 1 else None,
     )
+    batches = list(chunks(mine, stage.chunk_size(ws.pool.built(stage.group))))
     writer = ArtefactWriter(store, compress_level=ws.png_compress_level)
     try:
-        model = _load(ws.pool, stage.group, run)
-        with _progress(stage.label, len(mine), ws.progress) as bar:
-            for chunk in chunks(mine, stage.chunk_size(model)):
+        claims = ranks.claims(key, len(batches))
+        first = next(claims, None)
+        taken = [] if first is None else [first]
+        model = _load(ws.pool, stage.group, run) if taken else None  # no claim: no load
+        with _progress(stage.label, len(mine), ws.progress and ranks.primary) as bar:
+            for index in itertools.chain(taken, claims):
+                t0 = time.perf_counter()
+                chunk = batches[index]
+                run.pending += len(chunk)
                 for unit, result in zip(chunk, stage.call(model, chunk)):
                     out = stage.output(unit, result, model, ws)
                     out.record.fingerprint = ws.plan.expected(unit.kind, unit.substituted)
@@ -199,7 +237,9 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
                     else:
                         store.append(out.record)
                     run.done += 1
-                    bar.update(1)
+                run.busy_seconds += time.perf_counter() - t0
+                done = ranks.add(f"{key}/done", len(chunk)) if ranks.world > 1 else run.done
+                bar.update(done - bar.n)
     except BaseException as exc:
         run.completed, run.error = False, f"{type(exc).__name__}: {exc}"[:500]
         raise
@@ -209,16 +249,53 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
         finally:
             store.close()
             run.wall_seconds = round(time.perf_counter() - started, 6)
-            StageLog(ws.layout.root, shard.rank).append(run)
-    log.info(
-        "%s: %d %s in %.2f s (model load %.2f s)",
-        stage.label,
-        run.done,
-        stage.noun,
-        run.wall_seconds,
-        run.load_seconds,
-    )
+            run.busy_seconds = round(run.busy_seconds, 6)
+            if run.pending or shard.rank is None:
+                StageLog(ws.layout.root, shard.rank).append(run)
+    if run.pending:
+        log.info(
+            "%s: %d %s in %.2f s (model load %.2f s)",
+            stage.label,
+            run.done,
+            stage.noun,
+            run.wall_seconds,
+            run.load_seconds,
+        )
+    else:
+        log.info("%s: the other ranks took every unit (no model loaded here)", stage.label)
+    if ranks.world > 1:
+        ranks.barrier()  # every rank's records are written
+        _check_complete(store, marks, pending, stage.label)
     ws.plan.check_error_rate(stage.name, store.records(payload), [u.key for u in units])
+
+
+def _ends(store: RecordStore) -> dict[Path, int]:
+    """Where each of the stage's record files ends now (this execution appends after it)."""
+    return {path: path.stat().st_size for path in store.files()}
+
+
+def _check_complete(
+    store: RecordStore, marks: dict[Path, int], pending: list[Unit], label: str
+) -> None:
+    """Every pending unit has exactly one record among what the ranks appended."""
+    import json
+
+    counts: dict[str, int] = {}
+    for path in store.files():
+        with open(path, "rb") as f:
+            f.seek(marks.get(path, 0))
+            for line in f.read().splitlines():
+                if line.strip():
+                    k = json.loads(line)["key"]
+                    counts[k] = counts.get(k, 0) + 1
+    missing = [u.key for u in pending if counts.get(u.key, 0) == 0]
+    twice = [u.key for u in pending if counts.get(u.key, 0) > 1]
+    if missing or twice:
+        raise IncompleteStage(
+            f"{label}: after every rank finished, {len(missing)} pending unit(s) have no record "
+            f"(e.g. {missing[:3]}) and {len(twice)} have more than one (e.g. {twice[:3]}) in "
+            f"{store.dir}; rerun with run_dir=... to redo the missing ones"
+        )
 
 
 def _load(pool: ModelPool, group: str, run: StageRun) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -121,7 +122,7 @@ def _stage_counts(
     for stage, recs in records.items():
         mine = [r for r in recs.values() if r.sample_id in ids]
         counts = Counter(r.status for r in mine)
-        executed = [r for r in runs if r.stage == stage]
+        executed = _executions([r for r in runs if r.stage == stage])
         out[stage] = {
             "ok": counts.get(OK, 0),
             "error": counts.get(ERROR, 0),
@@ -135,6 +136,24 @@ def _stage_counts(
         }
     out["edit"]["not_attempted"] = len(ids) - out["edit"]["total"]
     return out
+
+
+def _executions(runs: list[StageRun]) -> list[StageRun]:
+    """One line per execution of a stage: the ranks' lines of one execution as one, with the
+    longest model load and wall time (the ranks ran side by side)."""
+    groups: dict[Any, list[StageRun]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.execution or i, []).append(run)
+    return [
+        group[0]
+        if len(group) == 1
+        else dataclasses.replace(
+            group[0],
+            load_seconds=max(r.load_seconds for r in group),
+            wall_seconds=max(r.wall_seconds for r in group),
+        )
+        for group in groups.values()
+    ]
 
 
 def _sum(values: Any) -> float:

@@ -174,6 +174,7 @@ class ResumePlan:
         self.retry_errors, self.max_error_rate = retry_errors, max_error_rate
         self.settings = settings or {}  # kind -> what its fingerprint hashes
         self._remembered = False
+        self.epoch = 0  # stage executions planned so far (the ranks count alike)
 
     @property
     def settings_file(self) -> Path:
@@ -216,10 +217,15 @@ class ResumePlan:
             return True
         return kind in self.legacy and fp == unit_fp(self.legacy[kind], substituted)
 
-    def open_store(self, stage: str, rank: int | None = None) -> RecordStore:
-        self.remember()
+    def open_store(self, stage: str, rank: int | None = None, primary: bool = True) -> RecordStore:
+        """The stage's records; ``fresh``: the old ones archived first (by the ``primary``
+        process only: the other ranks find them gone)."""
+        if primary:
+            self.remember()
         store = RecordStore(self.root, stage, rank)
-        if stage in self.fresh and stage not in self.archived and store.files():
+        if stage in self.fresh and stage not in self.archived and not primary:
+            self.archived.add(stage)
+        elif stage in self.fresh and stage not in self.archived and store.files():
             self.archived.add(stage)
             moved = store.archive()
             log.info("%s: starting afresh; archived %s", stage, ", ".join(map(str, moved)))

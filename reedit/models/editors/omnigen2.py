@@ -42,6 +42,9 @@ def repo_module(name: str) -> Any:
 class OmniGen2Editor(DiffusersEditor):
     pipeline_class = "OmniGen2Pipeline"
     honours = frozenset({"guidance_scale", "negative_prompt"})
+    # Not parallel=model: its transformer is loaded again after the pipeline, as inference.py
+    # does (use one copy per GPU, or use_cpu_offload on a small GPU).
+    parallel_modes = ("data",)
     seeds_global_rngs = True  # the input image's VAE latent is sampled from the global RNG
     # diffusers 0.34 (the recipe's) knows only torch_dtype; 0.42 still accepts it
     dtype_kwarg: ClassVar[str] = "torch_dtype"
@@ -102,15 +105,6 @@ class OmniGen2Editor(DiffusersEditor):
         # save_pretrained names the repository's scheduler) only once that module is imported
         repo_module("schedulers.scheduling_flow_match_euler_discrete")
         return pipeline
-
-    def _load(self) -> None:
-        if self.settings.parallel == "model" and len(self.gpus) > 1:
-            raise ValueError(
-                "model.parallel=model is not supported for OmniGen2 (its transformer is loaded "
-                "again after the pipeline, as inference.py does); use parallel=data, or "
-                "model.use_cpu_offload=true on a small GPU"
-            )
-        super()._load()
 
     def load_pipeline(self, cls: Any, path: str, kwargs: dict[str, Any]) -> Any:
         pipe = cls.from_pretrained(path, trust_remote_code=True, **kwargs)  # as inference.py

@@ -53,6 +53,10 @@ class TransformersVLM(VLM):
         self.processor: Any = None
         self.answer_ids: dict[str, list[int]] = {}
 
+    @classmethod
+    def copy_gpus(cls, settings: Any) -> int | None:
+        return None if settings.device_map else 1  # device_map (e.g. auto): over all it has
+
     @property
     def path(self) -> str:
         return self.settings.path

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit import hub
+from reedit.models.component import physical_gpus
 from reedit.models.vlm.base import (
     VLM,
     Conversation,
@@ -109,6 +110,10 @@ class VLLMEngineVLM(VLM):
         self.engine: Any = None
         self.sampling_params_cls: Any = None
 
+    @classmethod
+    def copy_gpus(cls, settings: Any) -> int | None:
+        return settings.tensor_parallel_size  # one engine over that many GPUs
+
     @property
     def path(self) -> str:
         return self.settings.path
@@ -137,16 +142,7 @@ class VLLMEngineVLM(VLM):
             )
         if len(set(gpus)) != len(gpus) or any(int(g) < 0 for g in gpus):
             raise ValueError(f"gpus={gpus}: GPU ids must be distinct and >= 0")
-        visible = os.environ.get(VISIBLE)
-        if visible is None:
-            return ",".join(str(int(g)) for g in gpus)
-        shown = [v.strip() for v in visible.split(",") if v.strip()]
-        if max(gpus) >= len(shown):
-            raise ValueError(
-                f"gpus={gpus}: {VISIBLE}={visible!r} shows {len(shown)} device(s) to this "
-                f"process, so GPU ids must be below {len(shown)}"
-            )
-        return ",".join(shown[int(g)] for g in gpus)
+        return ",".join(physical_gpus(gpus))
 
     def resolve_path(self) -> str:
         return resolve_vlm_path(self.locate(self.path))

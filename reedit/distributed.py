@@ -1,0 +1,248 @@
+"""Ranks: several processes working on one run folder, started through Accelerate.
+
+The launching process (``python -m reedit``, CUDA-free) calls :func:`launch`: it writes what the
+ranks need (:class:`RankJob`: the resolved config, the samples, the run folder) to
+``<run>/ranks/job.pkl`` and runs ``accelerate launch --multi_gpu --num_processes N`` over
+``python -m reedit.rank`` with a free rendezvous port and, on GPUs, the listed ids. Each rank
+joins with ``PartialState(cpu=True)`` (gloo: the ranks only need a barrier and a counter, never
+a CUDA collective, so the same path runs on CPU ranks), sees only its replica's GPUs
+(``CUDA_VISIBLE_DEVICES`` narrowed before anything touches CUDA) and works through the stages.
+
+:class:`Ranks` is what the stage driver uses: ``barrier()`` and ``claim(key)``, an atomic counter
+in the rendezvous store (``store.add``), so that ranks take chunks of pending units as they free
+up: a slow sample never idles the other GPUs. A rank that dies ends the launch (torchrun stops
+the others); :func:`launch` then names the rank and what it said in ``ranks/rank<k>.json``.
+
+Standard library only at import time: torch and accelerate are imported in the ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reedit.config import ReeditError
+
+log = logging.getLogger(__name__)
+
+RANKS_DIR = "ranks"  # in the run folder: the job file, each rank's log and outcome
+JOB_FILE = "job.pkl"
+VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+
+class RanksFailed(ReeditError):
+    """The ranks did not all finish (the message names the rank and its error)."""
+
+
+@dataclass
+class RankJob:
+    """What every rank of a run is given (pickled: the same code reads it back)."""
+
+    config: dict[str, Any]  # the run's resolved config; gpus, cpu_ranks set for one rank
+    folder: str
+    samples: list[Any]
+    choices: dict[str, str]
+    world: int
+    replicas: list[list[str]] = field(default_factory=list)  # physical device ids per rank
+    launch: str = field(default_factory=lambda: os.urandom(4).hex())
+
+
+class Ranks:
+    """This process's place among the run's ranks: a barrier and an atomic counter.
+
+    ``SOLO`` (one process) has no store: its barrier does nothing and its counter is local."""
+
+    def __init__(self, rank: int = 0, world: int = 1, store: Any = None, launch: str = "") -> None:
+        self.rank, self.world, self.store = rank, world, store
+        self.launch = launch  # names this start of the ranks (their stage-log lines share it)
+        self._local: dict[str, int] = {}
+
+    @property
+    def primary(self) -> bool:
+        """The rank that does the folder-wide writes (archives, the settings file)."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def add(self, key: str, amount: int) -> int:
+        """Add ``amount`` to the counter ``key`` (shared by the ranks); its new value."""
+        if self.store is None:
+            self._local[key] = self._local.get(key, 0) + amount
+            return self._local[key]
+        return int(self.store.add(f"reedit/{key}", amount))
+
+    def claims(self, key: str, total: int) -> Iterator[int]:
+        """The indexes in ``range(total)`` this rank takes, one at a time, as it asks: every
+        index goes to exactly one rank, to whichever asks first (one process: all of them, in
+        order)."""
+        if self.store is None:
+            yield from range(total)
+            return
+        while (index := self.add(key, 1) - 1) < total:
+            yield index
+
+
+SOLO = Ranks()
+
+
+def join(world: int, launch: str = "") -> Ranks:
+    """Join the run's ranks (inside ``accelerate launch``): gloo over the rendezvous, checked to
+    have the ``world`` processes the launcher asked for."""
+    from accelerate import PartialState
+
+    state = PartialState(cpu=True)
+    if state.num_processes != world:
+        raise RanksFailed(
+            f"rank {state.process_index}: {state.num_processes} process(es) joined, {world} "
+            "were launched (is the rendezvous shared with another run?)"
+        )
+    store = None
+    if world > 1:
+        from torch.distributed import distributed_c10d
+
+        store = distributed_c10d._get_default_store()
+    return Ranks(state.process_index, world, store, launch)
+
+
+def pin(replica: Sequence[str]) -> None:
+    """Show this process only its replica's devices (before anything touches CUDA)."""
+    if replica:
+        os.environ[VISIBLE] = ",".join(replica)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def outcome_path(folder: Path, rank: int) -> Path:
+    return Path(folder) / RANKS_DIR / f"rank{rank}.json"
+
+
+def write_outcome(folder: Path, rank: int, outcome: dict[str, Any]) -> None:
+    path = outcome_path(folder, rank)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"rank": rank, "pid": os.getpid(), **outcome}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_outcome(folder: Path, rank: int) -> dict[str, Any] | None:
+    try:
+        return json.loads(outcome_path(folder, rank).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _accelerate_config(path: Path) -> Path:
+    """A config file of our own, so that a user's default Accelerate config (another machine
+    count, mixed precision) cannot change how the ranks start."""
+    path.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nmachine_rank: 0\n"
+        "num_machines: 1\nmixed_precision: 'no'\ndynamo_config: {}\nuse_cpu: false\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def command(job: RankJob, job_file: Path, port: int, threads: int) -> list[str]:
+    """The ``accelerate launch`` command line that starts the ranks."""
+    ranks_dir = job_file.parent
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    cmd += ["--config_file", str(_accelerate_config(ranks_dir / "accelerate.yaml"))]
+    cmd += ["--multi_gpu", "--num_processes", str(job.world), "--num_machines", "1"]
+    cmd += ["--main_process_port", str(port), "--num_cpu_threads_per_process", str(threads)]
+    cmd += ["--monitor_interval", "1"]  # a dead rank is seen within a second
+    devices = [d for replica in job.replicas for d in replica]
+    if devices:
+        cmd += ["--gpu_ids", ",".join(devices)]
+    return [*cmd, "-m", "reedit.rank", str(job_file)]
+
+
+def launch(job: RankJob) -> None:
+    """Run the ranks to the end; a rank that failed (or was killed) raises :class:`RanksFailed`
+    naming it, after every rank has stopped. Interrupted, the ranks are stopped too."""
+    folder = Path(job.folder)
+    ranks_dir = folder / RANKS_DIR
+    ranks_dir.mkdir(parents=True, exist_ok=True)
+    for rank in range(job.world):
+        outcome_path(folder, rank).unlink(missing_ok=True)
+    job_file = ranks_dir / JOB_FILE
+    tmp = job_file.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(job))
+    os.replace(tmp, job_file)
+    # the cores shared out (the user's OMP_NUM_THREADS wins): CPU ranks do not oversubscribe
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // job.world))
+    # a gpu_pool job's own port (MASTER_PORT: distinct per job), else a free one
+    port = int(os.environ.get("MASTER_PORT") or free_port())
+    cmd = command(job, job_file, port, threads)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if job.replicas:  # accelerate's --gpu_ids sets CUDA_VISIBLE_DEVICES to the physical ids
+        env.pop(VISIBLE, None)
+    log.info(
+        "starting %d ranks (%s) in %s; their logs: %s/rank<k>.log",
+        job.world,
+        ", ".join("+".join(r) for r in job.replicas) if job.replicas else "CPU",
+        folder,
+        ranks_dir,
+    )
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        code = proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        job_file.unlink(missing_ok=True)
+    if code != 0:
+        raise RanksFailed(_failure(folder, job.world, code))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the launcher and its ranks (their process group): TERM, then KILL."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _failure(folder: Path, world: int, code: int) -> str:
+    outcomes = {rank: read_outcome(folder, rank) for rank in range(world)}
+    errors = [o for o in outcomes.values() if o and o.get("status") == "error"]
+    silent = [rank for rank, o in outcomes.items() if not o or o.get("status") == "started"]
+    parts = []
+    if errors:
+        first = errors[0]
+        parts.append(f"rank {first['rank']} failed: {first['error_type']}: {first['error']}")
+    if silent:
+        ranks = ", ".join(map(str, silent))
+        parts.append(
+            f"rank {ranks} ended without finishing (killed: a signal, out of memory?); see "
+            f"{folder / RANKS_DIR}/rank<k>.log"
+        )
+    if not parts:
+        parts.append(f"the ranks' launcher exited with code {code}")
+    return (
+        "; ".join(parts) + f". The other ranks were stopped; the records written are kept: "
+        f"rerun with run_dir={folder} to complete the run."
+    )
