@@ -58,6 +58,8 @@ def records(run_dir: Path, roots: tuple[Path, ...] = ()) -> dict[str, dict[str, 
 
 
 THUMB_TOLERANCE = 2  # grey levels, per block mean
+JUDGE_SLACK = 0.05  # the share of judgements whose answer may differ (see assert_same)
+IDENTITY = ("key", "sample_id", "category", "model", "stage")  # what a judgement is of
 THUMB_SIDE = 16  # 16x16 blocks (see the module docstring for what separates them)
 
 
@@ -113,6 +115,13 @@ def close_thumbnails(a: str | None, b: str | None) -> bool:
     return max(abs(x - y) for x, y in zip(bytes.fromhex(a), bytes.fromhex(b))) <= THUMB_TOLERANCE
 
 
+def _without_judge_answers(m: dict | None) -> dict:
+    m = dict(m or {})
+    m.pop("scores", None), m.pop("judge_health", None)
+    m["stages"] = {k: v for k, v in m.get("stages", {}).items() if k != "judge"}
+    return m
+
+
 def assert_same(got: dict, expected: dict, run_dir: Path | None = None) -> None:
     """Equal digests; else name the first differing images, records and fields. With
     ``run_dir``, an image whose bytes differ from a stored expectation that keeps thumbnails is
@@ -122,20 +131,41 @@ def assert_same(got: dict, expected: dict, run_dir: Path | None = None) -> None:
     if got == expected:
         return
     mine = thumbnails(Path(run_dir)) if run_dir is not None and stored else {}
-    problems = [
-        f"images {k}"
+    differ = [
+        k
         for k in sorted(set(got["images"]) | set(expected["images"]))
         if got["images"].get(k) != expected["images"].get(k)
-        and not (k in expected["images"] and close_thumbnails(mine.get(k), stored.get(k)))
     ]
+    close = {
+        k
+        for k in differ
+        if k in expected["images"] and close_thumbnails(mine.get(k), stored.get(k))
+    }
+    problems = [f"images {k}" for k in differ if k not in close]
+    # A tiny model's answer near a tie follows its kernels' rounding too: measured, the demo's
+    # judge gave one of 60 judgements another IF/SC reply on an AMD EPYC (AVX2) than on the
+    # machine that stored the expectation, its input image byte for byte the same. A judgement
+    # may differ in what the model answered (raw, value, status...), at most JUDGE_SLACK of them;
+    # it must still be there, for the same unit; the metrics then must agree but for the scores
+    # and the judge's counts that follow those answers.
+    excused = []
     for stage in sorted(set(got["records"]) | set(expected["records"])):
         mine, theirs = got["records"].get(stage, {}), expected["records"].get(stage, {})
         for key in sorted(set(mine) | set(theirs)):
             a, b = mine.get(key, {}), theirs.get(key, {})
             fields = sorted(f for f in set(a) | set(b) if a.get(f) != b.get(f))
-            if fields:
+            if fields and stage == "judge" and a and b and not set(fields) & set(IDENTITY):
+                excused.append(key)
+            elif fields:
                 problems.append(f"{stage} {key}: {fields}")
-    if got["metrics"] != expected["metrics"]:
+    judged = len(expected["records"].get("judge", {}))
+    if len(excused) > JUDGE_SLACK * judged:
+        problems.append(f"judge: {len(excused)} of {judged} answers differ, e.g. {excused[:3]}")
+    if excused:
+        got_m, exp_m = (_without_judge_answers(m) for m in (got["metrics"], expected["metrics"]))
+        if got_m != exp_m:
+            problems.append("metrics")
+    elif got["metrics"] != expected["metrics"]:
         problems.append("metrics")
     if not problems:
         return

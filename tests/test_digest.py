@@ -62,3 +62,35 @@ def test_without_the_run_folder_or_thumbnails_bytes_must_match(tmp_path):
     del expected["thumbnails"]
     with pytest.raises(AssertionError):
         assert_same(digest(there), expected, there)
+
+
+def _judged(answers: dict[str, str], analyze: str = "tagged") -> dict:
+    judge = {
+        k: {"key": k, "sample_id": k.split("/")[0], "status": "ok", "raw": v, "value": v}
+        for k, v in answers.items()
+    }
+    stages = {"judge": {"ok": len(answers)}, "edit": {"ok": 20}}
+    metrics = {"scores": dict(answers), "stages": stages, "judge_health": {}, "bad_records": []}
+    records = {"judge": judge, "analyze": {"s0/r1": {"key": "s0/r1", "raw": analyze}}}
+    return {"records": records, "images": {}, "metrics": metrics}
+
+
+def test_a_judgement_near_a_tie_may_answer_otherwise_on_another_cpu_but_not_many():
+    stored = _judged({f"s{i}/primary/if": "8" for i in range(40)})
+    one = _judged({**{f"s{i}/primary/if": "8" for i in range(40)}, "s3/primary/if": "7"})
+    assert_same(one, stored)  # 1 of 40: another CPU's rounding near a tie
+    three = _judged(
+        {**{f"s{i}/primary/if": "8" for i in range(40)}}
+        | {f"s{i}/primary/if": "1" for i in range(3)}
+    )
+    with pytest.raises(AssertionError, match="judge: 3 of 40 answers differ"):
+        assert_same(three, stored)  # 3 of 40 > 5 %: not rounding
+    with pytest.raises(AssertionError, match="analyze s0/r1"):
+        assert_same(_judged({f"s{i}/primary/if": "8" for i in range(40)}, "other"), stored)
+    missing = _judged({f"s{i}/primary/if": "8" for i in range(39)})
+    with pytest.raises(AssertionError, match="judge s39/primary/if"):
+        assert_same(missing, stored)  # a judgement that is not there is never excused
+    other_edits = _judged({**{f"s{i}/primary/if": "8" for i in range(40)}, "s3/primary/if": "7"})
+    other_edits["metrics"]["stages"]["edit"]["ok"] = 19
+    with pytest.raises(AssertionError, match="metrics"):
+        assert_same(other_edits, stored)  # what does not follow the answers must still agree
