@@ -212,7 +212,7 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
         stage.group,
         ws.names.get(stage.group),
         units=len(units),
-        pending=0,
+        pending=len(mine) if ranks.world == 1 else 0,  # ranks: the units of their claims
         rank=shard.rank,
         pid=os.getpid() if shard.rank is not None else None,
         execution=f"{ranks.launch}/{ws.plan.epoch}" if ranks.world > 1 else None,
@@ -228,7 +228,7 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
             for index in itertools.chain(taken, claims):
                 t0 = time.perf_counter()
                 chunk = batches[index]
-                run.pending += len(chunk)
+                run.pending += len(chunk) if ranks.world > 1 else 0
                 for unit, result in zip(chunk, stage.call(model, chunk)):
                     out = stage.output(unit, result, model, ws)
                     out.record.fingerprint = ws.plan.expected(unit.kind, unit.substituted)
@@ -250,9 +250,9 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
             store.close()
             run.wall_seconds = round(time.perf_counter() - started, 6)
             run.busy_seconds = round(run.busy_seconds, 6)
-            if run.pending or shard.rank is None:
+            if run.pending or not run.completed or shard.rank is None:
                 StageLog(ws.layout.root, shard.rank).append(run)
-    if run.pending:
+    if run.done:
         log.info(
             "%s: %d %s in %.2f s (model load %.2f s)",
             stage.label,
