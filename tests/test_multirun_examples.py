@@ -121,6 +121,7 @@ def test_the_scripts_that_need_a_setting_refuse_to_start_without_it(tmp_path):
     assert not (tmp_path / "a" / "sweep").exists() and not (tmp_path / "d" / "sweep").exists()
 
 
+@pytest.mark.walkthrough  # two real jobs through submitit (test_submitit.py has a cheaper one)
 def test_the_slurm_sweep_runs_through_submitit_local(tmp_path):
     """compare_editors_slurm.sh with LAUNCHER=submitit_local: submitit pickles each job and runs
     it in its own process, as on a Slurm node."""

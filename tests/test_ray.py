@@ -147,6 +147,7 @@ def _assert_jobs_ran_in_ray_workers(sweep: Path, err: str, driver: int, ray_tmp:
         assert mine and f"run folder: {folder}" in mine[0].read_text(), (folder, pid, logs)
 
 
+@pytest.mark.scale  # starting Ray takes 10-30 s on 2 cores: CI runs it with make test-scale
 def test_a_sweep_on_a_local_ray_instance_runs_each_job_in_a_ray_worker(tmp_path, ray_tmp):
     # one CPU: the jobs run one after the other, each in a fresh worker (remote.max_calls=1)
     init = "hydra.launcher.ray.init"
