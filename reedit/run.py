@@ -94,7 +94,8 @@ def setup(cfg: DictConfig, dataset: bool = True, problems: Sequence[str] = ()) -
             problems.extend(runtime.path_problems(spec))
     layout = None
     if not problems:
-        visible = runtime.visible_gpus() if gpus else None
+        shown = runtime.visible_devices() if gpus else None
+        visible = None if shown is None else len(shown)
         per = cfg.gpus_per_replica
         per = None if per is None else attempt(_int, "gpus_per_replica", per)
         layout = attempt(runtime.layout, specs, gpus, per, int(cfg.cpu_ranks), visible)

@@ -271,26 +271,13 @@ def _stop_group(process: subprocess.Popen, grace: float = 2.0) -> None:
 
 
 def visible_devices() -> list[str]:
-    """This node's GPUs, without importing torch: ``CUDA_VISIBLE_DEVICES``, else nvidia-smi."""
-    given = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if given is not None:
-        return [d.strip() for d in given.split(",") if d.strip()]
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("gpu_pool: no GPU list from nvidia-smi (%s)", exc)
-        return []
-    if out.returncode != 0:
-        log.warning(
-            "gpu_pool: nvidia-smi failed (%s): %s", out.returncode, out.stderr.strip()[:300]
-        )
-        return []
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    """This node's GPUs, without importing torch (reedit.runtime's listing; none: empty)."""
+    from reedit.runtime import visible_devices as listed
+
+    shown = listed()
+    if shown is None:
+        log.warning("gpu_pool: no GPU list from CUDA_VISIBLE_DEVICES or nvidia-smi")
+    return shown or []
 
 
 def _read(path: Path) -> dict[str, Any] | None:

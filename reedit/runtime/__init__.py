@@ -133,26 +133,30 @@ def layout(
     return Layout(len(replicas), replicas)
 
 
-def visible_gpus() -> int | None:
-    """How many GPUs this process may use, when that is known without touching CUDA:
-    ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``; None when neither says."""
+def visible_devices() -> list[str] | None:
+    """The GPUs this process may use, without touching CUDA: ``CUDA_VISIBLE_DEVICES``, else
+    the indexes ``nvidia-smi`` lists; None when neither says (no nvidia-smi, or it failed:
+    logged)."""
     import os
-    import shutil
     import subprocess
 
-    shown = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if shown is not None:
-        return len([v for v in shown.split(",") if v.strip()])
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return [d.strip() for d in given.split(",") if d.strip()]
     try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.info("no GPU list from nvidia-smi (%s)", exc)
         return None
     if out.returncode != 0:
+        log.warning("nvidia-smi failed (%s): %s", out.returncode, out.stderr.strip()[:300])
         return None
-    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
 def path_problems(spec: Spec) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import itertools
+import json
 import logging
 import os
 import sys
@@ -278,8 +279,6 @@ def _check_complete(
     store: RecordStore, marks: dict[Path, int], pending: list[Unit], label: str
 ) -> None:
     """Every pending unit has exactly one record among what the ranks appended."""
-    import json
-
     counts: dict[str, int] = {}
     for path in store.files():
         with open(path, "rb") as f:
