@@ -31,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("reedit")
 
 # Given for one invocation, never carried into the next resume of the folder.
-NOT_CARRIED = frozenset({"run_dir", "fresh", "retry_errors"})
+# machines.rank and machines.start name one machine of one start (a rerun is a new start).
+NOT_CARRIED = frozenset({"run_dir", "fresh", "retry_errors", "machines.rank", "machines.start"})
 JOB_OUTCOME = "REEDIT_JOB_OUTCOME"  # where a re-executed sweep job writes its outcome
 JOBS_FILE = "jobs.jsonl"  # a sweep folder's one line per finished job
 
@@ -39,6 +40,7 @@ JOBS_FILE = "jobs.jsonl"  # a sweep folder's one line per finished job
 class _State:
     resumed: list[str] | None = None  # the saved overrides a resume composed
     started = False  # the task function runs: errors from here on are not Hydra's
+    follower = False  # this job is a machine other than 0 of a run over several
     failed_jobs = 0  # a sweep's jobs that failed (the exit code)
 
 
@@ -323,6 +325,10 @@ def run_task(cfg: DictConfig, body: Callable[[Path], dict[str, Any] | None]) -> 
     multirun = hc.mode == RunMode.MULTIRUN
     job_of = os.environ.get(JOB_OUTCOME)  # a sweep job a launcher re-executed (gpu_pool)
     resumed = bool(cfg.get("run_dir"))
+    machine = _machine(cfg)
+    _State.follower = machine is not None and not machine.leads
+    # several machines share the folder: none removes it (nor the abort marker inside)
+    shared = machine is not None and machine.several and resumed
     if _State.resumed:
         log.info("resuming %s with its saved overrides: %s", folder, " ".join(_State.resumed))
     before = _recorded(folder)
@@ -334,7 +340,7 @@ def run_task(cfg: DictConfig, body: Callable[[Path], dict[str, Any] | None]) -> 
     except ReeditError as exc:
         log.error("%s", exc)
         _write_outcome(job_of, {"status": "error", "run_dir": str(folder), "error": str(exc)})
-        if not multirun and not job_of and _recorded(folder) == before:
+        if not multirun and not job_of and not shared and _recorded(folder) == before:
             _close_logs_in(folder)
             if not resumed and _only_logs(folder):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -344,6 +350,19 @@ def run_task(cfg: DictConfig, body: Callable[[Path], dict[str, Any] | None]) -> 
         if not multirun:
             sys.exit(2)
         return {"status": "error", "run_dir": str(folder), "error": str(exc)}
+
+
+def _machine(cfg: DictConfig) -> Any:
+    """This job's machine in a run over several machines (None: its settings are wrong; the
+    set-up check names the key)."""
+    from reedit.config import ReeditError
+    from reedit.machines import machine_of
+
+    node = cfg.get("machines")
+    try:
+        return machine_of(OmegaConf.to_container(node, resolve=True) if node else None)
+    except ReeditError:
+        return None
 
 
 def _write_outcome(path: str | None, outcome: dict[str, Any]) -> None:
@@ -363,8 +382,8 @@ class SweepSummary(Callback):
 
         _State.started = False  # the next job's composition errors are Hydra's again
         hc = config.hydra
-        if hc.mode != RunMode.MULTIRUN:
-            return
+        if hc.mode != RunMode.MULTIRUN or _State.follower:
+            return  # machine 0 of a run over several machines speaks for the job
         value = job_return._return_value
         if job_return.status == JobStatus.COMPLETED and isinstance(value, dict):
             line = dict(value)

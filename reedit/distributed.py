@@ -13,6 +13,12 @@ in the rendezvous store (``store.add``), so that ranks take chunks of pending un
 up: a slow sample never idles the other GPUs. A rank that dies ends the launch (torchrun stops
 the others); :func:`launch` then names the rank and what it said in ``ranks/rank<k>.json``.
 
+Several machines (:mod:`reedit.machines`) make one launch: machine 0 writes the job file with its
+address and port, the others read it and start their ranks with ``--machine_rank``; ranks are
+numbered across machines (records, claims and outcomes use the global rank), and each pins its
+GPUs by its index on its own machine. Every machine's launcher stops its ranks when another
+machine's part fails.
+
 Standard library only at import time: torch and accelerate are imported in the ranks.
 """
 
@@ -31,7 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reedit import machines
 from reedit.config import ReeditError
+from reedit.machines import ONE, Machine
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +60,12 @@ class RankJob:
     folder: str
     samples: list[Any]
     choices: dict[str, str]
-    world: int
-    replicas: list[list[str]] = field(default_factory=list)  # physical device ids per rank
+    world: int  # ranks in all, over every machine
+    replicas: list[list[str]] = field(default_factory=list)  # physical device ids per local rank
     launch: str = field(default_factory=lambda: os.urandom(4).hex())
+    machines: int = 1
+    main: str = "127.0.0.1"  # machine 0's address and rendezvous port (set by launch)
+    port: int = 0
 
 
 class Ranks:
@@ -62,8 +73,11 @@ class Ranks:
 
     ``SOLO`` (one process) has no store: its barrier does nothing and its counter is local."""
 
-    def __init__(self, rank: int = 0, world: int = 1, store: Any = None, launch: str = "") -> None:
+    def __init__(
+        self, rank: int = 0, world: int = 1, store: Any = None, launch: str = "", local: int = 0
+    ) -> None:
         self.rank, self.world, self.store = rank, world, store
+        self.local = local  # this rank's index on its machine (picks its replica)
         self.launch = launch  # names this start of the ranks (their stage-log lines share it)
         self._local: dict[str, int] = {}
 
@@ -115,7 +129,7 @@ def join(world: int, launch: str = "") -> Ranks:
         from torch.distributed import distributed_c10d
 
         store = distributed_c10d._get_default_store()
-    return Ranks(state.process_index, world, store, launch)
+    return Ranks(state.process_index, world, store, launch, state.local_process_index)
 
 
 def pin(replica: Sequence[str]) -> None:
@@ -149,23 +163,29 @@ def read_outcome(folder: Path, rank: int) -> dict[str, Any] | None:
 
 
 def _accelerate_config(path: Path) -> Path:
-    """A config file of our own, so that a user's default Accelerate config (another machine
-    count, mixed precision) cannot change how the ranks start."""
-    path.write_text(
-        "compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nmachine_rank: 0\n"
-        "num_machines: 1\nmixed_precision: 'no'\ndynamo_config: {}\nuse_cpu: false\n",
+    """A config file of our own, so that a user's default Accelerate config (mixed precision,
+    another machine count) cannot change how the ranks start; the machines are on the command
+    line."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\n"
+        "mixed_precision: 'no'\ndynamo_config: {}\nuse_cpu: false\n",
         encoding="utf-8",
     )
+    os.replace(tmp, path)  # every machine writes the same text
     return path
 
 
-def command(job: RankJob, job_file: Path, port: int, threads: int) -> list[str]:
-    """The ``accelerate launch`` command line that starts the ranks."""
+def command(job: RankJob, job_file: Path, threads: int, machine: Machine = ONE) -> list[str]:
+    """The ``accelerate launch`` command line that starts this machine's ranks."""
     ranks_dir = job_file.parent
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     cmd += ["--config_file", str(_accelerate_config(ranks_dir / "accelerate.yaml"))]
-    cmd += ["--multi_gpu", "--num_processes", str(job.world), "--num_machines", "1"]
-    cmd += ["--main_process_port", str(port), "--num_cpu_threads_per_process", str(threads)]
+    cmd += ["--multi_gpu", "--num_processes", str(job.world)]
+    cmd += ["--num_machines", str(job.machines), "--machine_rank", str(machine.rank)]
+    if job.machines > 1:
+        cmd += ["--main_process_ip", job.main]
+    cmd += ["--main_process_port", str(job.port), "--num_cpu_threads_per_process", str(threads)]
     cmd += ["--monitor_interval", "1"]  # a dead rank is seen within a second
     devices = [d for replica in job.replicas for d in replica]
     if devices:
@@ -173,43 +193,122 @@ def command(job: RankJob, job_file: Path, port: int, threads: int) -> list[str]:
     return [*cmd, "-m", "reedit.rank", str(job_file)]
 
 
-def launch(job: RankJob) -> None:
-    """Run the ranks to the end; a rank that failed (or was killed) raises :class:`RanksFailed`
-    naming it, after every rank has stopped. Interrupted, the ranks are stopped too."""
+def _write_job(job: RankJob, job_file: Path) -> None:
+    tmp = job_file.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(pickle.dumps(job))
+    os.replace(tmp, job_file)
+
+
+def _lead_job(machine: Machine) -> Any:
+    """Reads the leader's job file of this start (None: not there yet, or an earlier start's)."""
+
+    def ready(path: Path) -> RankJob | None:
+        try:
+            job = pickle.loads(path.read_bytes())
+        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+            return None
+        return job if isinstance(job, RankJob) and job.launch == machine.start else None
+
+    return ready
+
+
+def launch(job: RankJob, machine: Machine = ONE) -> None:
+    """Run this machine's ranks to the end; a rank that failed (or was killed), or another
+    machine's part, raises :class:`RanksFailed` naming it, after every rank here has stopped.
+    Interrupted, the ranks are stopped too. ``job.world`` counts the ranks of every machine;
+    ``job.replicas`` are this machine's."""
     folder = Path(job.folder)
     ranks_dir = folder / RANKS_DIR
     ranks_dir.mkdir(parents=True, exist_ok=True)
-    for rank in range(job.world):
-        outcome_path(folder, rank).unlink(missing_ok=True)
-    job_file = ranks_dir / JOB_FILE
-    tmp = job_file.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(job))
-    os.replace(tmp, job_file)
+    local = job.world // machine.count
+    if machine.leads:
+        for rank in range(job.world):
+            outcome_path(folder, rank).unlink(missing_ok=True)
+        job.machines = machine.count
+        if machine.several:
+            job.launch = machine.start
+            job.main = machine.main_ip or socket.gethostname()
+            for old in ranks_dir.glob("abort-*.json"):  # earlier starts' markers
+                if old != machines.abort_path(folder, machine):
+                    old.unlink(missing_ok=True)
+        # a gpu_pool job's own port (MASTER_PORT: distinct per job), else a free one
+        job.port = int(os.environ.get("MASTER_PORT") or free_port())
+        job_file = ranks_dir / JOB_FILE
+    else:
+        path = ranks_dir / JOB_FILE
+        log.info(
+            "machine %d of %d: waiting for machine 0's job file %s",
+            machine.rank,
+            machine.count,
+            path,
+        )
+        lead = machines.wait_for(path, _lead_job(machine), folder, machine, "job file of machine 0")
+        if lead.world != job.world or lead.machines != machine.count:
+            raise RanksFailed(
+                f"machine {machine.rank}: machine 0 launches {lead.world} ranks over "
+                f"{lead.machines} machines, this one expects {job.world} over {machine.count}: "
+                "run the same command (the same gpus or cpu_ranks) on every machine"
+            )
+        lead.replicas = job.replicas  # this machine's own devices
+        job = lead
+        job_file = ranks_dir / f"job.machine{machine.rank}.pkl"
+    _write_job(job, job_file)
     # the cores shared out (the user's OMP_NUM_THREADS wins): CPU ranks do not oversubscribe
-    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // job.world))
-    # a gpu_pool job's own port (MASTER_PORT: distinct per job), else a free one
-    port = int(os.environ.get("MASTER_PORT") or free_port())
-    cmd = command(job, job_file, port, threads)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // local))
+    cmd = command(job, job_file, threads, machine)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if job.replicas:  # accelerate's --gpu_ids sets CUDA_VISIBLE_DEVICES to the physical ids
         env.pop(VISIBLE, None)
-    log.info(
-        "starting %d ranks (%s) in %s; their logs: %s/rank<k>.log",
-        job.world,
-        ", ".join("+".join(r) for r in job.replicas) if job.replicas else "CPU",
-        folder,
-        ranks_dir,
-    )
+    where = ", ".join("+".join(r) for r in job.replicas) if job.replicas else "CPU"
+    if machine.several:
+        log.info(
+            "machine %d of %d (%s, start %s): starting ranks %d-%d of %d (%s), rendezvous %s:%d",
+            machine.rank,
+            machine.count,
+            machine.task,
+            machine.start,
+            machine.rank * local,
+            (machine.rank + 1) * local - 1,
+            job.world,
+            where,
+            job.main,
+            job.port,
+        )
+    else:
+        log.info(
+            "starting %d ranks (%s) in %s; their logs: %s/rank<k>.log",
+            job.world,
+            where,
+            folder,
+            ranks_dir,
+        )
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     try:
-        code = proc.wait()
+        code = _wait(proc, folder, machine)
     except BaseException:
         _stop(proc)
         raise
     finally:
         job_file.unlink(missing_ok=True)
     if code != 0:
-        raise RanksFailed(_failure(folder, job.world, code))
+        mine = range(machine.rank * local, (machine.rank + 1) * local)
+        message = _failure(folder, mine, code)
+        if machine.several:
+            machines.abort(folder, machine, message)
+            machines.check(folder, machine)  # another machine failed first: say so
+        raise RanksFailed(message)
+
+
+def _wait(proc: subprocess.Popen, folder: Path, machine: Machine) -> int:
+    """The launcher's exit code; with several machines, raises as soon as another machine's
+    part fails (the caller then stops this machine's ranks)."""
+    if not machine.several:
+        return proc.wait()
+    while True:
+        try:
+            return proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            machines.check(folder, machine)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -226,8 +325,9 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def _failure(folder: Path, world: int, code: int) -> str:
-    outcomes = {rank: read_outcome(folder, rank) for rank in range(world)}
+def _failure(folder: Path, ranks: range, code: int) -> str:
+    """What this machine's ranks said (their outcomes), worded for the user."""
+    outcomes = {rank: read_outcome(folder, rank) for rank in ranks}
     errors = [o for o in outcomes.values() if o and o.get("status") == "error"]
     silent = [rank for rank, o in outcomes.items() if not o or o.get("status") == "started"]
     parts = []

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     folder = Path(job.folder)
     signal.signal(signal.SIGTERM, _stop)  # torchrun stops the other ranks when one fails
     ranks = distributed.join(job.world, job.launch)
-    distributed.pin(job.replicas[ranks.rank] if job.replicas else [])
+    distributed.pin(job.replicas[ranks.local] if job.replicas else [])
     _logging(folder, ranks.rank)
     distributed.write_outcome(folder, ranks.rank, {"status": "started"})
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from reedit import distributed, runtime
+from reedit import distributed, machines, runtime
 from reedit.config import ConfigError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
 from reedit.data.run_sources import SOURCE_MODES, run_sources
@@ -60,6 +60,12 @@ class Setup:
     pool: ModelPool  # every model built (its constructor's checks passed), none loaded
     dataset: Spec | None  # None: the caller brings its samples (the EditRefine tool)
     logger: Spec
+    machine: machines.Machine = machines.ONE  # this machine's place in a run over several
+
+    @property
+    def world(self) -> int:
+        """The run's ranks, over every machine."""
+        return self.layout.world * self.machine.count
 
     @property
     def labels(self) -> list[str]:
@@ -99,6 +105,13 @@ def setup(cfg: DictConfig, dataset: bool = True, problems: Sequence[str] = ()) -
         per = cfg.gpus_per_replica
         per = None if per is None else attempt(_int, "gpus_per_replica", per)
         layout = attempt(runtime.layout, specs, gpus, per, int(cfg.cpu_ranks), visible)
+    machine = attempt(machines.machine_of, _plain(cfg.get("machines")))
+    if machine is not None and machine.per_node > 1 and gpus:
+        problems.append(
+            f"machines: this {machine.task} runs {machine.per_node} tasks per node, and each "
+            f"would start ranks on the same gpus={list(gpus)}: run one task per node (srun "
+            "--ntasks-per-node=1, hydra.launcher.tasks_per_node=1)"
+        )
     data = attempt(spec_of, cfg.dataset, "dataset") if dataset else None
     logger = attempt(spec_of, cfg.logger, "logger")
     if dataset and data is None and not any(p.startswith("dataset") for p in problems):
@@ -128,7 +141,12 @@ def setup(cfg: DictConfig, dataset: bool = True, problems: Sequence[str] = ()) -
         pool,
         data,
         logger,
+        machine,
     )
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
 
 
 def _int(key: str, value: Any) -> int:
@@ -172,9 +190,24 @@ def _hydra_context() -> tuple[Path | None, dict[str, str]]:
     return Path(hc.runtime.output_dir), choices
 
 
-def run_folder(cfg: DictConfig, run_dir: str | Path | None) -> tuple[Path, dict[str, str]]:
-    """The run folder (``run_dir``, ``cfg.run_dir`` or Hydra's) and the groups' option names."""
+def _sweeping() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_folder(
+    cfg: DictConfig, run_dir: str | Path | None, several: bool = False
+) -> tuple[Path, dict[str, str]]:
+    """The run folder (``run_dir``, ``cfg.run_dir`` or Hydra's) and the groups' option names.
+    ``several`` machines need one folder they all name: a sweep's job folder or ``run_dir``."""
     hydra_dir, choices = _hydra_context()
+    if several and not cfg.run_dir and hydra_dir is not None and not _sweeping():
+        raise ConfigError(
+            "run_dir: a run over several machines needs one folder that every machine names "
+            "(each machine's default folder has its own time): set run_dir=<shared folder>"
+        )
     folder = Path(run_dir or cfg.run_dir or hydra_dir or "")
     if not str(folder) or str(folder) == ".":
         raise ConfigError("run_dir: no run folder (set run_dir=... or run through Hydra)")
@@ -191,18 +224,28 @@ def run_folder(cfg: DictConfig, run_dir: str | Path | None) -> tuple[Path, dict[
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the configured stages in ``run_dir`` (default: ``cfg.run_dir`` or Hydra's folder)."""
     s = setup(cfg)
-    folder, choices = run_folder(cfg, run_dir)
+    folder, choices = run_folder(cfg, run_dir, several=s.machine.several)
     log.info("run folder: %s", folder)
-    if cfg.notice:
-        log.warning("%s", cfg.notice)
-    loaded = build(s.dataset).load(list(cfg.categories), cfg.limit)
-    log.info(
-        "dataset: %d samples from %s (%d bad records skipped)",
-        len(loaded.samples),
-        loaded.source,
-        len(loaded.bad_records),
-    )
-    return execute(s, folder, loaded.samples, choices, loaded.source, loaded.bad_records)
+    with machines.guarded(folder, s.machine):  # a failure here stops the other machines too
+        if not s.machine.leads:  # machine 0 loads the data, reports and tracks
+            follow(s, folder, choices)
+            return {}
+        if cfg.notice:
+            log.warning("%s", cfg.notice)
+        loaded = build(s.dataset).load(list(cfg.categories), cfg.limit)
+        log.info(
+            "dataset: %d samples from %s (%d bad records skipped)",
+            len(loaded.samples),
+            loaded.source,
+            len(loaded.bad_records),
+        )
+        return execute(s, folder, loaded.samples, choices, loaded.source, loaded.bad_records)
+
+
+def follow(s: Setup, folder: Path, choices: dict[str, str]) -> None:
+    """A machine other than 0: its ranks join machine 0's launch (its samples, its settings)."""
+    distributed.launch(rank_job(s, folder, [], choices), s.machine)
+    log.info("machine %d of %d: its ranks are done", s.machine.rank, s.machine.count)
 
 
 def schedule(s: Setup) -> list[Stage]:
@@ -245,8 +288,8 @@ def execute(
     tracker = build(s.logger)
     tracker.start(str(folder), OmegaConf.to_container(cfg, resolve=True), folder.name)
     try:
-        if s.layout.world > 1:
-            distributed.launch(rank_job(s, folder, samples, choices))
+        if s.world > 1:
+            distributed.launch(rank_job(s, folder, samples, choices), s.machine)
         else:
             work(s, folder, samples, choices)
         if "report" in s.stages:
@@ -331,9 +374,10 @@ def rank_job(
     config = OmegaConf.to_container(s.cfg, resolve=True)
     per = len(s.layout.replicas[0]) if s.layout.replicas else 0
     config.update(gpus=list(range(per)), gpus_per_replica=None, cpu_ranks=1, run_dir=str(folder))
+    config["machines"] = {**config.get("machines", {}), "count": 1}  # a rank is one machine
     devices = physical_gpus(s.gpus) if s.gpus else []
     replicas = [[devices[i] for i in replica] for replica in s.layout.replicas]
-    return distributed.RankJob(config, str(folder), samples, choices, s.layout.world, replicas)
+    return distributed.RankJob(config, str(folder), samples, choices, s.world, replicas)
 
 
 def _summary(metrics: dict[str, Any]) -> None:

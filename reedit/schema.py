@@ -36,6 +36,17 @@ class ReportSettings:
 
 
 @dataclass
+class MachineSettings:
+    """One run over several machines (each runs the same command on a shared run folder)."""
+
+    count: Any = "auto"  # auto: the tasks of the srun / submitit job step (1 outside one)
+    rank: Any = "auto"  # this machine's index; auto: its task's rank in that step
+    main_ip: str | None = None  # how the others reach machine 0; null: its host name
+    start: Any = "auto"  # one name for this start on every machine; auto: the job step's id
+    wait_s: float = 600.0  # how long machines 1.. wait for machine 0's job file
+
+
+@dataclass
 class Config:
     model: Any = MISSING
     executor: Any = MISSING
@@ -46,6 +57,7 @@ class Config:
     gpus: list[int] = field(default_factory=list)
     gpus_per_replica: Any = None  # null: 1 (one rank per GPU), or all of gpus for parallel=model
     cpu_ranks: int = 1  # with gpus=[]: how many CPU ranks share the work
+    machines: MachineSettings = field(default_factory=MachineSettings)
     seed: int = 0
     seed_mode: str = "id"  # id | index
     stages: list[str] = field(default_factory=lambda: list(STAGES))

@@ -99,7 +99,7 @@ def refiner() -> str:
 def test_the_readme_lists_every_script_and_each_header_has_its_cpu_command():
     readme = (EXAMPLES / "README.md").read_text()
     scripts = sorted(p.name for p in EXAMPLES.glob("*.sh"))
-    assert len(scripts) == 6
+    assert len(scripts) == 7
     for name in scripts:
         assert f"| `{name}` |" in readme, name
         header = (EXAMPLES / name).read_text().split("set -euo pipefail", 1)[0]
@@ -117,6 +117,8 @@ def test_the_scripts_that_need_a_setting_refuse_to_start_without_it(tmp_path):
     proc, _ = script("executors.sh", cwd=tmp_path / "c")
     assert proc.returncode != 0 and "set EDITREFINE to the EditRefine weights" in proc.stderr
     proc, _ = script("compare_editors_slurm.sh", cwd=tmp_path / "d")
+    assert proc.returncode != 0 and "set PARTITION" in proc.stderr
+    proc, _ = script("big_run_slurm.sh", cwd=tmp_path / "e")
     assert proc.returncode != 0 and "set PARTITION" in proc.stderr
     assert not (tmp_path / "a" / "sweep").exists() and not (tmp_path / "d" / "sweep").exists()
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import reedit_env
 
 JOB = ["dataset=demo", "model=identity", "limit=1", "categories=[physical]", "refiner=none"]
@@ -47,12 +48,15 @@ def test_the_slurm_preset_composes_over_submitit_slurm(compose):
     assert launcher.timeout_min == 720 and launcher.max_num_timeout == 0
 
 
+@pytest.mark.parametrize("nodes", [1, 2])
 def test_the_slurm_preset_writes_an_sbatch_script_that_runs_the_pickled_job(
-    compose, tmp_path, monkeypatch
+    compose, tmp_path, monkeypatch, nodes
 ):
     """The sbatch text submitit would submit for ``hydra/launcher=slurm``, built by submitit's own
     SlurmExecutor from the launcher's resolved parameters (as SlurmLauncher.launch passes them),
-    without submitting anything."""
+    without submitting anything. With ``nodes=2`` srun starts one task per node, each running
+    the job: one run over both nodes (``machines.count=auto`` reads the step; test_machines.py
+    runs that path through submitit's local executor)."""
     import os
     import shlex
 
@@ -71,6 +75,7 @@ def test_the_slurm_preset_writes_an_sbatch_script_that_runs_the_pickled_job(
         "hydra/launcher=slurm",
         "hydra.launcher.partition=gpu",
         "hydra.launcher.gpus_per_node=2",
+        f"hydra.launcher.nodes={nodes}",
         f"hydra.sweep.dir={sweep}",
         return_hydra_config=True,
     )
@@ -94,7 +99,7 @@ def test_the_slurm_preset_writes_an_sbatch_script_that_runs_the_pickled_job(
         "--partition=gpu",
         "--gpus-per-node=2",
         "--time=720",
-        "--nodes=1",
+        f"--nodes={nodes}",
         "--ntasks-per-node=1",
         "--cpus-per-task=8",
         "--mem=64GB",
@@ -107,7 +112,7 @@ def test_the_slurm_preset_writes_an_sbatch_script_that_runs_the_pickled_job(
     command = text.split("# command\n", 1)[1].strip().splitlines()
     assert command[0] == "export SUBMITIT_EXECUTOR=slurm"
     args = shlex.split(command[1])
-    assert args[:2] == ["srun", "--unbuffered"]  # one task on the node: one `python -m reedit`
+    assert args[:2] == ["srun", "--unbuffered"]  # one task a node: one `python -m reedit` each
     runner = args[args.index("-u") - 1 :]
     # this interpreter (reedit, Hydra and the plugin installed) loads the job submitit pickled
     # into the job's folder (<folder>/<job id>_submitted.pkl: the launcher and the job's
