@@ -357,6 +357,8 @@ class StageRun:
     units: int  # the stage's units in all
     pending: int  # the units this execution took
     done: int = 0  # the records it wrote
+    errors: int = 0  # of which error records
+    unscored: int = 0  # of which unscored (judgements)
     # The run's model pool loading the stage's model (building or training a tiny model
     # included); 0.0 when an earlier stage had loaded it.
     load_seconds: float = 0.0
@@ -415,6 +417,37 @@ class StageLog:
                 if line.endswith("\n") and line.strip():
                     out.append(StageRun.from_json(json.loads(line)))
         return out
+
+
+def executions(runs: list[StageRun]) -> list[StageRun]:
+    """One line per execution of a stage: the ranks' lines of one execution (their times
+    overlap) merged: units taken, records, errors and busy time summed, the longest model load
+    and wall time; a line of one process as it is."""
+    groups: dict[Any, list[StageRun]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.execution or i, []).append(run)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        out.append(
+            dataclasses.replace(
+                group[0],
+                pending=sum(r.pending for r in group),
+                done=sum(r.done for r in group),
+                errors=sum(r.errors for r in group),
+                unscored=sum(r.unscored for r in group),
+                busy_seconds=round(sum(r.busy_seconds for r in group), 6),
+                load_seconds=max(r.load_seconds for r in group),
+                wall_seconds=max(r.wall_seconds for r in group),
+                completed=all(r.completed for r in group),
+                error=next((r.error for r in group if r.error), None),
+                rank=None,
+                pid=None,
+            )
+        )
+    return out
 
 
 def status_counts(records: Iterable[dict]) -> dict[str, Any]:

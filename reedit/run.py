@@ -9,8 +9,9 @@ stage); a model is loaded at its first pending unit, so a stage with nothing to 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from reedit.data.base import BadRecord, Sample
 from reedit.data.run_sources import SOURCE_MODES, run_sources
 from reedit.layout import RunLayout, labels
 from reedit.models.component import physical_gpus
+from reedit.records import StageLog, StageRun, executions, fingerprint
 from reedit.runtime.pool import ModelPool
 from reedit.seeds import SeedRule
 from reedit.stages.analyze import AnalyzeStage
@@ -38,6 +40,7 @@ from reedit.stages.resume import (
     unit_fingerprints,
     unit_settings,
 )
+from reedit.tracking import RunInfo, is_secret_key, redact
 
 log = logging.getLogger(__name__)
 
@@ -286,15 +289,21 @@ def execute(
     samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
     metrics: dict[str, Any] = {}
     tracker = build(s.logger)
-    tracker.start(str(folder), OmegaConf.to_container(cfg, resolve=True), folder.name)
+    tracker.start(_run_info(cfg, folder, choices))
+    code = 1
     try:
         if s.world > 1:
-            distributed.launch(rank_job(s, folder, samples, choices), s.machine)
+            launch = rank_job(s, folder, samples, choices)
+            try:
+                distributed.launch(launch, s.machine)
+            finally:  # what the ranks did, from their stage log
+                for run in ranks_runs(folder, launch.launch):
+                    tracker.log_stage(run)
         else:
-            work(s, folder, samples, choices)
+            work(s, folder, samples, choices, on_stage=tracker.log_stage)
         if "report" in s.stages:
             judge = s.specs["judge"]
-            metrics = run_report(
+            report = run_report(
                 ReportInputs(
                     root=folder,
                     samples=samples,
@@ -310,15 +319,57 @@ def execute(
                     choices=choices,
                     bad_records=bad_records or [],
                     notice=cfg.notice,
+                    judge=_judge_identity(judge, choices),
+                    plots=bool(cfg.report.plots),
+                    html=bool(cfg.report.html),
+                    thumb_size=int(cfg.report.thumb_size),
                 )
             )
-            tracker.log_metrics(metrics)
+            metrics = report.metrics
+            tracker.log_report(report)
             _summary(metrics)
             if cfg.notice:
                 log.warning("%s", cfg.notice)
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+        raise
     finally:
-        tracker.finish()
+        tracker.finish(code)
     return metrics
+
+
+def _run_info(cfg: DictConfig, folder: Path, choices: dict[str, str]) -> RunInfo:
+    """What the tracker is told: the resolved config without its secrets (values of secret-named
+    keys, and anything equal to a known secret of the environment), the sweep it belongs to."""
+    from hydra.core.hydra_config import HydraConfig
+
+    secrets = frozenset(v for k, v in os.environ.items() if is_secret_key(k) and len(v) >= 8)
+    config = redact(OmegaConf.to_container(cfg, resolve=True), secrets)
+    sweep = None
+    if _sweeping():
+        sweep = str(HydraConfig.get().sweep.dir)
+    return RunInfo(folder, folder.name, config, dict(choices), sweep, bool(cfg.run_dir))
+
+
+def _judge_identity(judge: Spec | None, choices: dict[str, str]) -> dict[str, Any] | None:
+    """The judge a run's scores come from (compare refuses to mix judges): its option name,
+    class, output settings (prompt version included) and their fingerprint."""
+    if judge is None:
+        return None
+    tree = judge.output_tree()
+    return {
+        "name": choices.get("judge"),
+        "target": judge.target,
+        "fingerprint": fingerprint(tree),
+        "settings": tree,
+    }
+
+
+def ranks_runs(folder: Path, launch: str) -> list[StageRun]:
+    """The stage executions of the ranks started as ``launch`` (each merged over its ranks)."""
+    runs = StageLog(folder).runs()
+    return executions([r for r in runs if (r.execution or "").startswith(f"{launch}/")])
 
 
 def work(
@@ -327,8 +378,10 @@ def work(
     samples: list[Sample],
     choices: dict[str, str],
     ranks: distributed.Ranks = distributed.SOLO,
+    on_stage: Callable[[StageRun], None] | None = None,
 ) -> None:
-    """The work stages in ``folder``, in this process: the only one, or one of the ranks."""
+    """The work stages in ``folder``, in this process: the only one, or one of the ranks;
+    ``on_stage`` hears of each stage execution that had work to do."""
     cfg = s.cfg
     current = unit_settings(s.specs, s.seeds, s.mode, s.rounds)
     plan = ResumePlan(
@@ -358,7 +411,7 @@ def work(
     shard = Shard.of(ranks)
     try:
         for i, step in enumerate(steps):
-            drive(step, ws, shard)
+            drive(step, ws, shard, on_stage)
             for group in [g for g, last in last_use.items() if last == i]:
                 pool.release(group)  # its last stage is done
     finally:

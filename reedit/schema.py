@@ -33,6 +33,9 @@ class CompatSettings:
 @dataclass
 class ReportSettings:
     bootstrap: int = 1000
+    plots: bool = True  # plots/*.png
+    html: bool = True  # report.html
+    thumb_size: int = 192  # px, report.html's thumbnails
 
 
 @dataclass

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -31,7 +31,16 @@ from reedit.config import ReeditError
 from reedit.data.base import Sample
 from reedit.distributed import SOLO, Ranks
 from reedit.layout import RunLayout
-from reedit.records import PAYLOADS, ArtefactWriter, Record, RecordStore, StageLog, StageRun
+from reedit.records import (
+    ERROR,
+    PAYLOADS,
+    UNSCORED,
+    ArtefactWriter,
+    Record,
+    RecordStore,
+    StageLog,
+    StageRun,
+)
 from reedit.runtime.pool import ModelPool
 from reedit.stages.inputs import Source, Upstream
 from reedit.stages.resume import ResumePlan
@@ -54,7 +63,7 @@ class Unit:
 
     @property
     def substituted(self) -> str | None:
-        return None
+        return
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,10 +179,15 @@ def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start : start + size])
 
 
-def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
+def drive(
+    stage: Stage,
+    ws: Workspace,
+    shard: Shard = ALL,
+    on_stage: Callable[[StageRun], None] | None = None,
+) -> None:
     """Run a stage's pending units (those of ``shard``) and record each; an execution with work
-    to do appends its :class:`StageRun` (model load, busy and wall time) to
-    ``records/stages.jsonl``."""
+    to do appends its :class:`StageRun` (model load, busy and wall time, errors) to
+    ``records/stages.jsonl`` and hands it to ``on_stage`` (also when it failed)."""
     started = time.perf_counter()
     ranks = shard.ranks
     ws.plan.epoch += 1  # the same count on every rank: names this execution's claim counter
@@ -233,6 +247,8 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
                 for unit, result in zip(chunk, stage.call(model, chunk)):
                     out = stage.output(unit, result, model, ws)
                     out.record.fingerprint = ws.plan.expected(unit.kind, unit.substituted)
+                    run.errors += out.record.status == ERROR
+                    run.unscored += out.record.status == UNSCORED
                     if out.image is not None:  # the record follows its image
                         writer.submit(out.image, out.path, out.record)
                     else:
@@ -253,6 +269,8 @@ def drive(stage: Stage, ws: Workspace, shard: Shard = ALL) -> None:
             run.busy_seconds = round(run.busy_seconds, 6)
             if run.pending or not run.completed or shard.rank is None:
                 StageLog(ws.layout.root, shard.rank).append(run)
+            if on_stage is not None:
+                on_stage(run)
     if run.done:
         log.info(
             "%s: %d %s in %.2f s (model load %.2f s)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 from collections import Counter
@@ -12,20 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from reedit.data.base import BadRecord, Sample
-from reedit.layout import RunLayout, judgement_key, round_key
+from reedit.layout import judgement_key
 from reedit.records import (
     ERROR,
     OK,
-    PAYLOADS,
     UNSCORED,
     Record,
-    RecordStore,
     StageLog,
     StageRun,
+    executions,
     write_bytes_atomic,
 )
+from reedit.report.html import render_run
 from reedit.report.markdown import render_markdown
+from reedit.report.plots import run_plots
 from reedit.report.stats import SampleScores, compute_metrics
+from reedit.report.views import Report, SampleView, load_records, sample_views
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,14 @@ class ReportInputs:
     choices: dict[str, str] = field(default_factory=dict)
     bad_records: list[BadRecord] = field(default_factory=list)
     notice: str | None = None
+    judge: dict[str, Any] | None = None  # the judge's name, settings and fingerprint
+    plots: bool = True  # plots/*.png
+    html: bool = True  # report.html
+    thumb_size: int = 192  # px, the gallery's thumbnails
 
 
-def run_report(ctx: ReportInputs) -> dict[str, Any]:
-    records = {stage: RecordStore(ctx.root, stage).records(PAYLOADS[stage]) for stage in PAYLOADS}
+def run_report(ctx: ReportInputs) -> Report:
+    records = load_records(ctx.root)
     labels, metrics_cfg, compat = ctx.labels, ctx.metrics, ctx.compat
     rows = [_scores(s, records["judge"], labels, metrics_cfg, compat) for s in ctx.samples]
     scores = compute_metrics(
@@ -73,6 +78,7 @@ def run_report(ctx: ReportInputs) -> dict[str, Any]:
             "compat_upstream_failures": compat,
             "refine": {"mode": ctx.mode, "rounds": ctx.rounds},
             "notice": ctx.notice,
+            "judge": ctx.judge,
         },
         "scores": scores,
         "stages": _stage_counts(ctx, records, StageLog(ctx.root).runs()),
@@ -86,13 +92,21 @@ def run_report(ctx: ReportInputs) -> dict[str, Any]:
     write_bytes_atomic(
         (json.dumps(metrics, indent=2, ensure_ascii=False) + "\n").encode(), out / "metrics.json"
     )
-    _write_csv(ctx, records, labels, metrics_cfg, out / "samples.csv")
+    views = sample_views(out, ctx.samples, records, ctx.rounds, labels, metrics_cfg)
+    _write_csv(views, ctx.rounds, labels, metrics_cfg, out / "samples.csv")
     write_bytes_atomic(render_markdown(metrics).encode(), out / "report.md")
+    files = [out / n for n in ("metrics.json", "samples.csv", "report.md")]
+    plots = run_plots(metrics, views, out / "plots") if ctx.plots else []
+    if ctx.html:
+        page = render_run(metrics, views, out, plots, ctx.thumb_size)
+        write_bytes_atomic(page.encode(), out / "report.html")
+        files.append(out / "report.html")
     log.info(
-        "report: wrote %s",
-        ", ".join(str(out / n) for n in ("metrics.json", "samples.csv", "report.md")),
+        "report: wrote %s%s",
+        ", ".join(str(f) for f in files),
+        f" and {len(plots)} plots in {out / 'plots'}" if plots else "",
     )
-    return metrics
+    return Report(metrics, views, files + plots)
 
 
 def _scores(sample, judge_recs: dict[str, Record], labels, metrics, compat) -> SampleScores:
@@ -122,7 +136,7 @@ def _stage_counts(
     for stage, recs in records.items():
         mine = [r for r in recs.values() if r.sample_id in ids]
         counts = Counter(r.status for r in mine)
-        executed = _executions([r for r in runs if r.stage == stage])
+        executed = executions([r for r in runs if r.stage == stage])
         out[stage] = {
             "ok": counts.get(OK, 0),
             "error": counts.get(ERROR, 0),
@@ -136,24 +150,6 @@ def _stage_counts(
         }
     out["edit"]["not_attempted"] = len(ids) - out["edit"]["total"]
     return out
-
-
-def _executions(runs: list[StageRun]) -> list[StageRun]:
-    """One line per execution of a stage: the ranks' lines of one execution as one, with the
-    longest model load and wall time (the ranks ran side by side)."""
-    groups: dict[Any, list[StageRun]] = {}
-    for i, run in enumerate(runs):
-        groups.setdefault(run.execution or i, []).append(run)
-    return [
-        group[0]
-        if len(group) == 1
-        else dataclasses.replace(
-            group[0],
-            load_seconds=max(r.load_seconds for r in group),
-            wall_seconds=max(r.wall_seconds for r in group),
-        )
-        for group in groups.values()
-    ]
 
 
 def _sum(values: Any) -> float:
@@ -186,10 +182,10 @@ def _judge_health(ctx, judge_recs, labels, metrics) -> dict[str, Any]:
     return health
 
 
-def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
+def _write_csv(views: list[SampleView], rounds: int, labels, metrics, path: Path) -> None:
     columns = ["sample_id", "category", "instruction", "description", "rationale", "source_image"]
     columns += ["primary_image", "primary_status", "primary_error"]
-    for r in range(1, ctx.rounds + 1):
+    for r in range(1, rounds + 1):
         columns += [f"re_edit_r{r}", f"cot_r{r}", f"analyze_r{r}_status"]
         columns += [f"refined_r{r}_image", f"refined_r{r}_status"]
     for label in labels:
@@ -201,32 +197,29 @@ def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
                 columns.append(base)
             columns.append(f"{base}_status")
     rows = []
-    for s in ctx.samples:
-        edit = records["edit"].get(s.id)
+    for v in views:
         row: dict[str, Any] = {
-            "sample_id": s.id,
-            "category": s.category,
-            "instruction": s.instruction,
-            "description": s.description,
-            "rationale": s.rationale,
-            "source_image": RunLayout(ctx.root).rel(s.source_path),
-            "primary_image": (edit.payload.image or "") if edit else "",
-            "primary_status": edit.status if edit else "missing",
-            "primary_error": (edit.error or "") if edit else "",
+            "sample_id": v.id,
+            "category": v.category,
+            "instruction": v.instruction,
+            "description": v.description,
+            "rationale": v.rationale,
+            "source_image": v.source,
+            "primary_image": v.primary,
+            "primary_status": v.edit_status,
+            "primary_error": v.edit_error or "",
         }
-        for r in range(1, ctx.rounds + 1):
-            a = records["analyze"].get(round_key(s.id, r))
-            f = records["refine"].get(round_key(s.id, r))
-            row[f"re_edit_r{r}"] = " | ".join((a.payload.re_edit or []) if a else [])
-            row[f"cot_r{r}"] = " | ".join((a.payload.cot or []) if a else [])
-            row[f"analyze_r{r}_status"] = a.status if a else ""
-            row[f"refined_r{r}_image"] = (f.payload.image or "") if f else ""
-            row[f"refined_r{r}_status"] = f.status if f else ""
+        for r in v.rounds:
+            row[f"re_edit_r{r.round}"] = " | ".join(r.re_edit)
+            row[f"cot_r{r.round}"] = " | ".join(r.cot)
+            row[f"analyze_r{r.round}_status"] = r.analyze_status
+            row[f"refined_r{r.round}_image"] = r.image
+            row[f"refined_r{r.round}_status"] = r.refine_status
         for label in labels:
             for metric in metrics:
-                rec = records["judge"].get(judgement_key(s.id, label, metric))
+                j = v.judged[label][metric]
                 base = f"{label}_{metric}"
-                value = rec.payload.value if rec and rec.ok else None
+                value = j.value if j.status == OK else None
                 if metric in ("sc", "pq"):
                     a, b = value if value else ("", "")
                     row |= {
@@ -236,7 +229,7 @@ def _write_csv(ctx, records, labels, metrics, path: Path) -> None:
                     }
                 else:
                     row[base] = "" if value is None else value
-                row[f"{base}_status"] = rec.status if rec else "missing"
+                row[f"{base}_status"] = j.status
         rows.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
