@@ -415,3 +415,30 @@ class SweepSummary(Callback):
                 str(what).split("\n", 1)[0][:200],
             )
         _State.failed_jobs = len(failed)
+
+
+class SweepCompare(Callback):
+    """At the end of a sweep, the comparison of its jobs in the sweep folder
+    (``python -m reedit.compare <sweep>``: comparison.html and the rest); a failed job is listed
+    as missing, and a comparison that cannot be made is a warning, never the sweep's failure."""
+
+    def __init__(self, allow_mixed_judges: bool = False) -> None:
+        self.allow_mixed_judges = allow_mixed_judges
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from reedit.config import ReeditError
+        from reedit.report.compare import make
+
+        sweep = Path(config.hydra.sweep.dir)
+        path = sweep / JOBS_FILE
+        if not path.is_file():
+            return
+        jobs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+        if not any(j.get("status") == "ok" for j in jobs):
+            return
+        try:
+            make([sweep], sweep, allow_mixed_judges=self.allow_mixed_judges)
+        except ReeditError as exc:
+            log.warning("sweep comparison not made: %s", exc)
+        except Exception:  # a view: the sweep's own outcome stands
+            log.exception("sweep comparison failed")

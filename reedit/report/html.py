@@ -205,3 +205,145 @@ def render_run(
         "thumb": thumb,
     }
     return environment().get_template("report.html.j2").render(**context)
+
+
+# ---------------------------------------------------------------------------- a comparison
+def render_comparison(c: dict[str, Any], out: Path, plots: Sequence[Path], thumb: int = 160):
+    """``comparison.html`` (written to ``out``): the runs' tables per image label (best bold),
+    missing runs, plots, paired tests, and the samples where the runs' verdicts differ."""
+    page = out / "comparison.html"
+    dims = [*c["categories"], "overall"] if "dimension" in c["metrics"] else []
+    scores = [k for k in SCORES if k in c["metrics"]]
+    judged = [r for r in c["runs"] if r["scores"]]
+    tables = []
+    for label in c["labels"]:
+        blocks = {r["name"]: r["scores"].get(label, {}) for r in judged}
+        cols = [(d, True) for d in dims] + [(k, False) for k in scores]
+
+        def value(b: dict[str, Any], key: str, rate: bool) -> Any:
+            return b.get("yes_rate", {}).get(key) if rate else (b.get(key) or {}).get("mean")
+
+        best = {}
+        for k, rate in cols:  # the column's best, when the runs differ in it
+            vals = [v for b in blocks.values() if (v := value(b, k, rate)) is not None]
+            best[k] = max(vals) if len(set(vals)) > 1 else None
+        table_rows = []
+        for r in judged:
+            b = blocks[r["name"]]
+            cells = []
+            for k, rate in cols:
+                v = value(b, k, rate)
+                ci = b.get("ci95", {}).get(k) if rate else (b.get(k) or {}).get("ci95")
+                cells.append(
+                    {
+                        "text": _fmt(v, rate),
+                        "ci": _ci(ci, rate),
+                        "best": v is not None and v == best[k] and len(judged) > 1,
+                    }
+                )
+            report = Path(r["run_dir"]) / "report.html"
+            table_rows.append(
+                {
+                    "name": r["name"],
+                    "cells": cells,
+                    "href": _rel(report, page) if report.is_file() else "",
+                }
+            )
+        tables.append(
+            {"label": label, "head": [*dims, *(SCORES[k] for k in scores)], "rows": table_rows}
+        )
+    pairwise = []
+    for p in c["pairwise"]:
+        rate = p["metric"] == "dimension"
+        floor = 1.0 / c["bootstrap"] if not rate and c.get("bootstrap") else 0.0
+        pairwise.append(
+            {
+                **p,
+                "a_value": _fmt(p["a_value"], rate),
+                "b_value": _fmt(p["b_value"], rate),
+                "diff": "" if rate else _fmt(p.get("diff")),
+                "ci": "" if rate else _ci(p.get("ci95")),
+                "p": p_text(p["p_value"], floor),
+                "significant": p["p_value"] is not None and p["p_value"] < 0.05,
+            }
+        )
+    cache = out / "thumbs"
+    samples = []
+    for d in c["disagreements"]:
+        source = thumbnail(out, d["source"], thumb, cache) if d["source"] else None
+        run_rows = []
+        for r in d["runs"]:
+            images = []
+            for label, rel in r["images"].items():
+                folder = Path(r["folder"])
+                t = thumbnail(folder, rel, thumb, cache / _slug(r["run"])) if rel else None
+                sc = r["scores"].get(label, {})
+                target = folder / rel if rel else None
+                images.append(
+                    {
+                        "label": label,
+                        "src": data_uri(t[0].read_bytes(), "image/jpeg") if t else None,
+                        "width": t[1] if t else 0,
+                        "height": t[2] if t else 0,
+                        "href": _rel(target, page) if target else "",
+                        "verdict": r["verdicts"].get(label) or "unjudged",
+                        "scores": " · ".join(
+                            f"{SCORES[k]} {_fmt(v)}" for k, v in sc.items() if v is not None
+                        ),
+                        "missing": "no image" if not rel else "image not found",
+                    }
+                )
+            run_rows.append({"run": r["run"], "images": images})
+        samples.append(
+            {
+                "id": d["sample_id"],
+                "category": d["category"],
+                "split": " ".join(d["split"]),
+                "runs_text": " ".join(r["run"] for r in d["runs"]),
+                "source": {
+                    "src": data_uri(source[0].read_bytes(), "image/jpeg") if source else None,
+                    "width": source[1] if source else 0,
+                    "height": source[2] if source else 0,
+                },
+                "rows": run_rows,
+            }
+        )
+    context = {
+        "runs": c["runs"],
+        "judge": c["judge"],
+        "created": c["created"],
+        "warnings": c["warnings"],
+        "tables": tables,
+        "missing": [r for r in c["runs"] if r["status"] != "ok" or not r["scores"]],
+        "plots": [
+            {
+                "src": data_uri(p.read_bytes(), "image/png"),
+                "href": _rel(p, page),
+                "alt": p.stem.replace("_", " "),
+            }
+            for p in plots
+        ],
+        "pairwise": pairwise,
+        "samples": samples,
+        "categories": c["categories"],
+        "labels": c["labels"],
+        "thumb": thumb,
+    }
+    return environment().get_template("comparison.html.j2").render(**context)
+
+
+def p_text(p: float | None, floor: float = 0.0) -> str:
+    """A p-value as text; at the bootstrap's floor (1 / resamples) it is an upper bound."""
+    if p is None:
+        return "–"
+    if floor and p <= floor:
+        return f"≤ {floor:.3g}"
+    return f"{p:.3g}" if p >= 0.001 else "< 0.001"
+
+
+def _rel(target: Path, page: Path) -> str:
+    return Path(os.path.relpath(target, page.parent)).as_posix()
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name)

@@ -63,7 +63,7 @@ def grouped_bars(
     plt = _pyplot()
     n = max(1, len(series))
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(groups) * max(1, n / 2) + 1.5), 3.4))
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(groups) * max(1, n / 2) + 1.5), 3.4))
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (n - 1) / 2) * width for g in range(len(groups))]
         heights = [0.0 if v is None else v for v in values]
@@ -240,3 +240,52 @@ def _radar_axes(scores: dict[str, Any], asked: Sequence[str], cats: Sequence[str
                 mean = scores["overall"][m]["by_label"][lab]["mean"]
                 series[lab].append(None if mean is None else 10 * mean)
     return axes, series
+
+
+# ---------------------------------------------------------------------------- a comparison
+def comparison_plots(c: dict[str, Any], folder: Path) -> list[Path]:
+    """The comparison's plots: per image label, the runs' yes-rates by dimension (CIs), their
+    IF/SC/PQ means, and a radar of the runs (the last label)."""
+    runs = [r for r in c["runs"] if r["scores"]]
+    dims = [*c["categories"], "overall"] if "dimension" in c["metrics"] else []
+    scores = [k for k in ("if", "sc", "pq") if k in c["metrics"]]
+    out: list[Path] = []
+    for label in c["labels"]:
+        blocks = {r["name"]: r["scores"].get(label, {}) for r in runs}
+        if dims:
+            out.append(
+                grouped_bars(
+                    folder / f"dimensions_{label}.png",
+                    dims,
+                    {n: [b.get("yes_rate", {}).get(d) for d in dims] for n, b in blocks.items()},
+                    {n: [b.get("ci95", {}).get(d) for d in dims] for n, b in blocks.items()},
+                    "yes-rate (%)",
+                    f"{label} images: reasoning yes-rate by dimension (95 % CI)",
+                )
+            )
+        if scores:
+            out.append(
+                grouped_bars(
+                    folder / f"scores_{label}.png",
+                    [SCORE_NAMES[k] for k in scores],
+                    {n: [(b.get(k) or {}).get("mean") for k in scores] for n, b in blocks.items()},
+                    {n: [(b.get(k) or {}).get("ci95") for k in scores] for n, b in blocks.items()},
+                    "mean score (0–10)",
+                    f"{label} images: IF, SC, PQ (95 % CI)",
+                    ymax=10.0,
+                )
+            )
+    last = c["labels"][-1]
+    axes = [d for d in dims if d != "overall"] + [f"{SCORE_NAMES[k]} ×10" for k in scores[:2]]
+    if len(axes) >= 3:
+        series = {}
+        for r in runs:
+            b = r["scores"].get(last, {})
+            vals = [b.get("yes_rate", {}).get(d) for d in dims if d != "overall"]
+            vals += [
+                None if (b.get(k) or {}).get("mean") is None else 10 * b[k]["mean"]
+                for k in scores[:2]
+            ]
+            series[r["name"]] = vals
+        out.append(radar(folder / f"radar_{last}.png", axes, series, f"{last} images by run"))
+    return out

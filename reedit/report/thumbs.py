@@ -11,16 +11,19 @@ from pathlib import Path
 from reedit.records import write_bytes_atomic
 
 
-def thumbnail(root: Path, rel: str, size: int) -> tuple[Path, int, int] | None:
+def thumbnail(
+    root: Path, rel: str, size: int, cache: Path | None = None
+) -> tuple[Path, int, int] | None:
     """The JPEG thumbnail (fitting ``size`` px) of the image at ``rel`` (run-relative, or
-    absolute), with its width and height; None when the image is missing or unreadable."""
+    absolute), with its width and height, cached under ``cache`` (default ``root/thumbs``);
+    None when the image is missing or unreadable."""
     from PIL import Image
 
     if not rel:
         return None
     source = Path(rel) if os.path.isabs(rel) else root / rel
     key = re.sub(r"[^\w.-]", "_", rel) if os.path.isabs(rel) else rel
-    cached = root / "thumbs" / str(size) / f"{key}.jpg"
+    cached = (cache or root / "thumbs") / str(size) / f"{key}.jpg"
     try:
         if not source.is_file():
             return None

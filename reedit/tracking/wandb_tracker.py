@@ -134,7 +134,7 @@ class WandbTracker(Tracker):
                 dir=str(root),
                 id=run_id,
                 resume="allow",
-                config=info.config,
+                config={**info.config, "choices": info.choices},  # runs group by choices.model
                 mode=s.mode,
                 reinit="finish_previous",
                 settings=wandb.Settings(console="off", silent=True, x_disable_stats=True),
