@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -89,3 +90,36 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped, but REEDIT_REQUIRE_EXTERNAL=1 (CI): {reason}"
+
+
+DEMO_SWEEP_MODELS = ("identity", "tiny_qwen_image_edit", "tiny_flux2")
+
+
+@pytest.fixture(scope="session")
+def demo_sweep(tmp_path_factory) -> Path:
+    """The demo on three tiny editors (one sample per category), W&B offline: a real sweep."""
+    from reedit.testing.trained import ensure_trained
+
+    ensure_trained("qwen3_vl_judge")  # once, before the jobs (the sweep's first job would)
+    ensure_trained("qwen25_vl_refiner")
+    tmp = tmp_path_factory.mktemp("demo_sweep")
+    sweep = tmp / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reedit",
+            "-m",
+            "+experiment=demo",
+            f"model={','.join(DEMO_SWEEP_MODELS)}",
+        ]
+        + ["limit=1", "progress=false", f"hydra.sweep.dir={sweep}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        env=reedit_env(WANDB_MODE="offline", HOME=str(tmp / "home")),
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "comparison of 3 runs: wrote comparison.json" in proc.stderr
+    return sweep

@@ -113,13 +113,8 @@ def _name(runs: list[RunEntry]) -> None:
     overrides, else their folders)."""
     by_name: dict[str, list[RunEntry]] = {}
     for r in runs:
-        base = (
-            r.name
-            if r.ok
-            else next(
-                (o.split("=", 1)[1] for o in r.overrides if o.startswith("model=")), r.folder.name
-            )
-        )
+        given = [o.split("=", 1)[1] for o in r.overrides if o.startswith("model=")]
+        base = given[-1] if given else r.name  # the sweep's own word for it, else the run's
         r.name = base
         by_name.setdefault(base, []).append(r)
     for base, same in by_name.items():

@@ -178,14 +178,7 @@ def render_run(
         "run": run,
         "choices": sorted(run["choices"].items()),
         "headline": headline(m),
-        "plots": [
-            {
-                "src": data_uri(p.read_bytes(), "image/png"),
-                "href": p.relative_to(root).as_posix(),
-                "alt": p.stem.replace("_", " "),
-            }
-            for p in plots
-        ],
+        "plots": [_plot(p, page) for p in plots],
         "health": health,
         "stages": stages,
         "errors": [
@@ -315,14 +308,7 @@ def render_comparison(c: dict[str, Any], out: Path, plots: Sequence[Path], thumb
         "warnings": c["warnings"],
         "tables": tables,
         "missing": [r for r in c["runs"] if r["status"] != "ok" or not r["scores"]],
-        "plots": [
-            {
-                "src": data_uri(p.read_bytes(), "image/png"),
-                "href": _rel(p, page),
-                "alt": p.stem.replace("_", " "),
-            }
-            for p in plots
-        ],
+        "plots": [_plot(p, page) for p in plots],
         "pairwise": pairwise,
         "samples": samples,
         "categories": c["categories"],
@@ -330,6 +316,21 @@ def render_comparison(c: dict[str, Any], out: Path, plots: Sequence[Path], thumb
         "thumb": thumb,
     }
     return environment().get_template("comparison.html.j2").render(**context)
+
+
+def _plot(path: Path, page: Path) -> dict[str, Any]:
+    """A plot embedded in a page, shown at 2/3 of its pixels (drawn at 150 dpi: every plot at
+    one scale, whatever its size), linked to its file."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        width = round(im.width / 1.5)
+    return {
+        "src": data_uri(path.read_bytes(), "image/png"),
+        "href": _rel(path, page),
+        "alt": path.stem.replace("_", " "),
+        "width": width,
+    }
 
 
 def p_text(p: float | None, floor: float = 0.0) -> str:

@@ -63,7 +63,8 @@ def grouped_bars(
     plt = _pyplot()
     n = max(1, len(series))
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(groups) * max(1, n / 2) + 1.5), 3.4))
+    # one width for every bar chart (they sit side by side in the HTML pages), wider when crowded
+    fig, ax = plt.subplots(figsize=(max(9.6, 0.9 * len(groups) * max(1, n / 2) + 1.5), 3.6))
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (n - 1) / 2) * width for g in range(len(groups))]
         heights = [0.0 if v is None else v for v in values]
@@ -271,7 +272,7 @@ def comparison_plots(c: dict[str, Any], folder: Path) -> list[Path]:
                     {n: [(b.get(k) or {}).get("mean") for k in scores] for n, b in blocks.items()},
                     {n: [(b.get(k) or {}).get("ci95") for k in scores] for n, b in blocks.items()},
                     "mean score (0–10)",
-                    f"{label} images: IF, SC, PQ (95 % CI)",
+                    f"{label} images: {', '.join(SCORE_NAMES[k] for k in scores)} (95 % CI)",
                     ymax=10.0,
                 )
             )

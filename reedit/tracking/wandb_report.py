@@ -41,7 +41,7 @@ def build_report(c: dict[str, Any], project: str, entity: str, title: str | None
         entity=entity,
         project=project,
         name="reedit runs",
-        filters=[expr.Metric("ID").isin(sorted(ids.values()))],
+        filters=expr.And(expr.Metric("ID").isin(sorted(ids.values()))),
         groupby=["config.choices.model"],
     )
     labels = c["labels"]
