@@ -35,6 +35,7 @@ class Expect:
     once: tuple[str, ...] = ()  # each must appear exactly once (a message printed once)
     skip: str = ""  # why it is not run here
     makes: bool = False  # its run folder is the README's outputs/<date>/<time>_identity
+    sweeps: bool = False  # its sweep folder is the README's multirun/<date>/<time>
 
 
 EXPECTED = [
@@ -69,7 +70,13 @@ EXPECTED = [
         r"^python -m reedit -m \+experiment=demo model=tiny_qwen_image_edit,identity "
         r"executor=identity$",
         0,
-        ("sweep: 2 jobs, 0 failed", "#0 ok", "#1 ok"),
+        ("sweep: 2 jobs, 0 failed", "#0 ok", "#1 ok", "comparison of 2 runs: wrote"),
+        sweeps=True,
+    ),
+    Expect(
+        r"^python -m reedit\.compare multirun/<date>/<time> --out comparisons/demo$",
+        0,
+        ("comparison of 2 runs: wrote comparison.json", "comparisons/demo/comparison.html"),
     ),
     Expect(r"^python -m reedit model=identity --cfg job$", 0, ("IdentityEditor",)),
     Expect(
@@ -124,6 +131,7 @@ EXPECTED = [
     ),
     Expect(r"^python -m reedit -m hydra/launcher=slurm ", None, skip="needs a Slurm cluster"),
     Expect(r"^python -m reedit -m hydra/launcher=ray_cluster ", None, skip="needs a Ray cluster"),
+    Expect(r"^srun --nodes=2 ", None, skip="needs a Slurm cluster"),
     Expect(
         r"^python -m reedit model=janus model\.runtime\.repo_path=/opt/src/Janus$",
         2,
@@ -207,6 +215,7 @@ def test_the_readme_and_help_commands_in_a_fresh_clone(tmp_path):
 
     Image.new("RGB", (96, 64), (200, 120, 40)).save(clone / "cat.png")
     first_run: list[Path] = []
+    sweep: list[Path] = []
     done: set[str] = set()
     for command in dict.fromkeys(commands):  # in order, each once
         expect = next(e for e in EXPECTED if re.search(e.pattern, command))
@@ -216,9 +225,13 @@ def test_the_readme_and_help_commands_in_a_fresh_clone(tmp_path):
         if "<date>/<time>_identity" in line:
             assert first_run, f"{command}: needs the identity run made before it"
             line = line.replace("outputs/<date>/<time>_identity", str(first_run[0]))
+        if "multirun/<date>/<time>" in line:
+            assert sweep, f"{command}: needs the sweep made before it"
+            line = line.replace("multirun/<date>/<time>", str(sweep[0]))
         argv = shlex.split(line)
         argv = [PY, *argv[1:]] if argv[0] == "python" else [str(bin_dir / argv[0]), *argv[1:]]
         before = set(clone.glob("outputs/*/*_identity"))
+        sweeps_before = set(clone.glob("multirun/*/*"))
         proc = run(argv)
         output = proc.stdout + proc.stderr
         assert proc.returncode == expect.rc, f"{command}: exit {proc.returncode}\n{output[-3000:]}"
@@ -230,6 +243,9 @@ def test_the_readme_and_help_commands_in_a_fresh_clone(tmp_path):
         if expect.makes:
             (made,) = set(clone.glob("outputs/*/*_identity")) - before
             first_run.append(made)
+        if expect.sweeps:
+            (made,) = set(clone.glob("multirun/*/*")) - sweeps_before
+            sweep.append(made)
         done.add(expect.pattern)
     # the outcomes the walk-through promises were each reached
     assert {e.pattern for e in EXPECTED if e.rc is not None} <= done
