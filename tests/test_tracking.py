@@ -4,7 +4,7 @@ in trouble costs one warning and nothing of the local results. ``logger=wandb`` 
 offline mode: everything in the run folder, the samples table with its images, a resume
 continuing the same W&B run.
 
-:class:`doubles.RecordingTracker` (``logger=recording``) is the real ``Tracker`` base class
+:class:`tracking_doubles.RecordingTracker` (``logger=recording``) is the real ``Tracker`` base class
 writing each call, and the process that made it, to a file."""
 
 from __future__ import annotations

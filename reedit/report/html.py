@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reedit.report.markdown import transitions_text
 from reedit.report.thumbs import thumbnail
 
 SCORES = {"if": "IF", "sc": "SC", "pq": "PQ"}
@@ -71,12 +72,7 @@ def headline(m: dict[str, Any]) -> dict[str, Any] | None:
     for label in labels[1:] if "dimension" in asked else []:
         t = ov["transitions"].get(label)
         if t and t["n"]:
-            notes.append(
-                f"{labels[0]} → {label} (n={t['n']}): improved {_fmt(t['improved']['rate'], True)}"
-                f" %, maintained {_fmt(t['maintained']['rate'], True)} %, regressed "
-                f"{_fmt(t['regressed']['rate'], True)} %, unchanged "
-                f"{_fmt(t['unchanged']['rate'], True)} % (exact McNemar p = {t['p_value']})"
-            )
+            notes.append(transitions_text(labels[0], label, t))
     if scores.get("best_category"):
         notes.append(
             f"best dimension: {scores['best_category']}, worst: {scores['worst_category']} "

@@ -33,6 +33,15 @@ _GLOSSARY = {
 }
 
 
+def transitions_text(base: str, label: str, t: dict[str, Any]) -> str:
+    """One line on the verdict transitions from ``base`` to ``label`` (a metrics.json block)."""
+    rates = ", ".join(
+        f"{k} {_fmt(t[k]['rate'], True)} %"
+        for k in ("improved", "maintained", "regressed", "unchanged")
+    )
+    return f"{base} → {label} (n={t['n']}): {rates} (exact McNemar p = {t['p_value']})"
+
+
 def render_markdown(m: dict[str, Any]) -> str:
     run, scores = m["run"], m["scores"]
     labels = run["labels"]
@@ -72,13 +81,7 @@ def render_markdown(m: dict[str, Any]) -> str:
         for label in labels[1:] if "dimension" in asked else []:
             t = ov["transitions"].get(label)
             if t and t["n"]:
-                lines.append(
-                    f"- {labels[0]} → {label} (n={t['n']}): improved "
-                    f"{_fmt(t['improved']['rate'], True)} %, maintained "
-                    f"{_fmt(t['maintained']['rate'], True)} %, regressed "
-                    f"{_fmt(t['regressed']['rate'], True)} %, unchanged "
-                    f"{_fmt(t['unchanged']['rate'], True)} % (McNemar p={t['p_value']})"
-                )
+                lines.append(f"- {transitions_text(labels[0], label, t)}")
         tie = scores.get("category_tie")
         if tie and len(tie["categories"]) > 1:
             lines.append(

@@ -7,6 +7,7 @@ plot is drawn (Agg, no display)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,9 @@ DPI = 150
 
 def _pyplot() -> Any:
     import matplotlib
+
+    # its first use in a new home builds a font cache and says so at INFO: not a run's news
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
