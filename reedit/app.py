@@ -400,8 +400,12 @@ class SweepSummary(Callback):
         path = Path(config.hydra.sweep.dir) / JOBS_FILE
         if not path.is_file():
             return
-        jobs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
-        jobs.sort(key=lambda j: j["num"])
+        by_num = {}  # a sweep rerun into its folder appends its lines: the last of each job
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                job = json.loads(line)
+                by_num[job["num"]] = job
+        jobs = [by_num[k] for k in sorted(by_num)]
         failed = [j for j in jobs if j["status"] != "ok"]
         log.info("sweep: %d jobs, %d failed (%s)", len(jobs), len(failed), path)
         for j in jobs:
@@ -427,16 +431,14 @@ class SweepCompare(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from reedit.config import ReeditError
-        from reedit.report.compare import make
+        from reedit.report.compare import make, sweep_jobs
 
         sweep = Path(config.hydra.sweep.dir)
-        path = sweep / JOBS_FILE
-        if not path.is_file():
-            return
-        jobs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
-        if not any(j.get("status") == "ok" for j in jobs):
+        if not (sweep / JOBS_FILE).is_file():
             return
         try:
+            if not any(j.get("status") == "ok" for j in sweep_jobs(sweep)):
+                return
             make([sweep], sweep, allow_mixed_judges=self.allow_mixed_judges)
         except ReeditError as exc:
             log.warning("sweep comparison not made: %s", exc)

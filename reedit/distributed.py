@@ -150,7 +150,7 @@ def outcome_path(folder: Path, rank: int) -> Path:
 
 def write_outcome(folder: Path, rank: int, outcome: dict[str, Any]) -> None:
     path = outcome_path(folder, rank)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = machines.temp_name(path)
     tmp.write_text(json.dumps({"rank": rank, "pid": os.getpid(), **outcome}), encoding="utf-8")
     os.replace(tmp, path)
 
@@ -166,7 +166,7 @@ def _accelerate_config(path: Path) -> Path:
     """A config file of our own, so that a user's default Accelerate config (mixed precision,
     another machine count) cannot change how the ranks start; the machines are on the command
     line."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = machines.temp_name(path)
     tmp.write_text(
         "compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\n"
         "mixed_precision: 'no'\ndynamo_config: {}\nuse_cpu: false\n",
@@ -194,7 +194,7 @@ def command(job: RankJob, job_file: Path, threads: int, machine: Machine = ONE) 
 
 
 def _write_job(job: RankJob, job_file: Path) -> None:
-    tmp = job_file.with_suffix(f".tmp{os.getpid()}")
+    tmp = machines.temp_name(job_file)
     tmp.write_bytes(pickle.dumps(job))
     os.replace(tmp, job_file)
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -63,10 +64,43 @@ class Machine:
 ONE = Machine()
 
 
+def _ancestors(pid: int, depth: int) -> list[int]:
+    """``pid`` and up to ``depth`` of its parents (Linux ``/proc``; just ``pid`` elsewhere)."""
+    out = [pid]
+    for _ in range(depth):
+        try:
+            stat = Path(f"/proc/{out[-1]}/stat").read_text()
+        except OSError:
+            break
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent <= 1:
+            break
+        out.append(parent)
+    return out
+
+
+def is_step_task(env: Mapping[str, str] = os.environ, pid: int | None = None) -> bool:
+    """Whether this process is (or is run by, within two parents: ``srun bash -c ...``) the task
+    srun started, rather than a process that only inherited the step's variables (a Ray worker
+    of a cluster started in the step, a sweep job's subprocess)."""
+    task = env.get("SLURM_TASK_PID")
+    if not task or not task.isdigit():
+        return True  # nothing to tell by
+    return int(task) in _ancestors(pid or os.getpid(), 2)
+
+
 def task_of(env: Mapping[str, str] = os.environ) -> tuple[int, int, str, str, int] | None:
     """(tasks, this task's rank, the step's id, what it is, its nodes) of the submitit job or
     ``srun`` step this process is a task of; None outside one. A batch script's own shell is
-    not a step (``SLURM_STEP_NUM_TASKS`` is set by ``srun`` only)."""
+    not a step (``SLURM_STEP_NUM_TASKS`` is set by ``srun`` only), nor is a process that only
+    inherited a step's variables (:func:`is_step_task`)."""
+    if not is_step_task(env):
+        log.info(
+            "Slurm step variables inherited from task %s: this process is not a task of the "
+            "step (one machine unless machines.count says otherwise)",
+            env.get("SLURM_TASK_PID"),
+        )
+        return None
     restarts = env.get("SLURM_RESTART_COUNT", "0")
     if env.get("SUBMITIT_EXECUTOR"):
         import submitit
@@ -146,15 +180,28 @@ def abort_path(folder: Path, machine: Machine) -> Path:
     return Path(folder) / "ranks" / f"abort-{machine.start}.json"
 
 
+def temp_name(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process on any machine uses."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
 def abort(folder: Path, machine: Machine, error: str) -> None:
-    """Tell the other machines that this one's part failed (the first marker is kept)."""
+    """Tell the other machines that this one's part failed. The first marker stays (created
+    whole, by a link, so that two machines failing at once do not overwrite each other); a
+    marker that cannot be written is a warning, never this machine's error instead of its own."""
     path = abort_path(folder, machine)
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"machine": machine.rank, "error": error}), encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = temp_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        said = {"machine": machine.rank, "error": error, "host": socket.gethostname()}
+        tmp.write_text(json.dumps(said), encoding="utf-8")
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another machine's failure was first
+    except OSError as exc:
+        log.warning("could not leave the abort marker %s for the other machines: %s", path, exc)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def check(folder: Path, machine: Machine) -> None:
@@ -167,7 +214,8 @@ def check(folder: Path, machine: Machine) -> None:
         return
     if said.get("machine") != machine.rank:
         raise MachineAborted(
-            f"machine {said.get('machine')} of {machine.count} failed: {said['error']}"
+            f"machine {said.get('machine')} of {machine.count} failed: {said.get('error')} "
+            f"({abort_path(folder, machine).name}; a rerun needs a new machines.start)"
         )
 
 

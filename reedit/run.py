@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from reedit import distributed, machines, runtime
-from reedit.config import ConfigError, Spec, build, spec_of
+from reedit.config import ConfigError, ReeditError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
 from reedit.data.run_sources import SOURCE_MODES, run_sources
 from reedit.layout import RunLayout, labels
@@ -165,6 +165,8 @@ def _top_level_problems(cfg: DictConfig) -> list[str]:
         out.append(f"refine.mode must be 'joined' or 'sequential', got '{cfg.refine.mode}'")
     if int(cfg.refine.rounds) < 1:
         out.append(f"refine.rounds must be >= 1, got {cfg.refine.rounds}")
+    if int(cfg.report.thumb_size) < 16:
+        out.append(f"report.thumb_size must be >= 16 (px), got {cfg.report.thumb_size}")
     if not 0.0 <= float(cfg.max_error_rate) <= 1.0:
         out.append(f"max_error_rate must be within 0..1, got {cfg.max_error_rate}")
     if cfg.sources not in SOURCE_MODES:
@@ -226,10 +228,11 @@ def run_folder(
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the configured stages in ``run_dir`` (default: ``cfg.run_dir`` or Hydra's folder)."""
-    s = setup(cfg)
-    folder, choices = run_folder(cfg, run_dir, several=s.machine.several)
-    log.info("run folder: %s", folder)
-    with machines.guarded(folder, s.machine):  # a failure here stops the other machines too
+    machine = _machine_or_one(cfg)
+    folder, choices = run_folder(cfg, run_dir, several=machine.several)
+    with machines.guarded(folder, machine):  # a failure here stops the other machines too
+        s = setup(cfg)
+        log.info("run folder: %s", folder)
         if not s.machine.leads:  # machine 0 loads the data, reports and tracks
             follow(s, folder, choices)
             return {}
@@ -243,6 +246,14 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
             len(loaded.bad_records),
         )
         return execute(s, folder, loaded.samples, choices, loaded.source, loaded.bad_records)
+
+
+def _machine_or_one(cfg: DictConfig) -> machines.Machine:
+    """This machine, when its settings are right (else one machine: set-up names the key)."""
+    try:
+        return machines.machine_of(_plain(cfg.get("machines")))
+    except ConfigError:
+        return machines.ONE
 
 
 def follow(s: Setup, folder: Path, choices: dict[str, str]) -> None:
@@ -331,6 +342,9 @@ def execute(
             if cfg.notice:
                 log.warning("%s", cfg.notice)
         code = 0
+    except ReeditError:
+        code = 2  # the exit code of a user error
+        raise
     except KeyboardInterrupt:
         code = 130
         raise
@@ -367,8 +381,13 @@ def _judge_identity(judge: Spec | None, choices: dict[str, str]) -> dict[str, An
 
 
 def ranks_runs(folder: Path, launch: str) -> list[StageRun]:
-    """The stage executions of the ranks started as ``launch`` (each merged over its ranks)."""
-    runs = StageLog(folder).runs()
+    """The stage executions of the ranks started as ``launch`` (each merged over its ranks);
+    none, with a warning, when the stage log cannot be read (the run's outcome stands)."""
+    try:
+        runs = StageLog(folder).runs()
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("the ranks' stage log could not be read for the tracker: %s", exc)
+        return []
     return executions([r for r in runs if (r.execution or "").startswith(f"{launch}/")])
 
 

@@ -215,3 +215,86 @@ def test_the_command_line_writes_the_comparison_or_says_why_not(scripted, tmp_pa
     assert not (tmp_path / "x").exists()
     nothing = compare(str(tmp_path / "nowhere"))
     assert nothing.returncode == 2 and "neither a run folder" in nothing.stderr
+
+
+def test_a_sweep_rerun_into_its_folder_counts_each_job_once_at_its_last_outcome(scripted, tmp_path):
+    a, b = str(scripted["a"]), str(scripted["b"])
+    sweep = _sweep(
+        tmp_path / "sweep",
+        [
+            {"num": 0, "status": "ok", "run_dir": a, "overrides": ["model=identity"]},
+            {
+                "num": 1,
+                "status": "error",
+                "run_dir": b,
+                "overrides": ["model=tiny_flux2"],
+                "error": "killed",
+            },
+            {"num": 0, "status": "ok", "run_dir": a, "overrides": ["model=identity"]},
+            {"num": 1, "status": "ok", "run_dir": b, "overrides": ["model=tiny_flux2"]},
+        ],
+    )
+    runs = find_runs([sweep])
+    assert [(r.name, r.status) for r in runs] == [("identity", "ok"), ("tiny_flux2", "ok")]
+    (sweep / "jobs.jsonl").write_text('{"num": 0, "status": "ok", "run_dir": "')  # cut short
+    with pytest.raises(ComparisonRefused, match=r"jobs.jsonl, line 1: not JSON"):
+        find_runs([sweep])
+
+
+def test_runs_alike_in_every_way_get_distinct_names_and_a_moved_sweep_finds_its_runs(
+    scripted, tmp_path
+):
+    import shutil
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    for sweep in (one, two):
+        shutil.copytree(scripted["a"], sweep / "0_identity")
+        _sweep(
+            sweep,
+            [
+                {
+                    "num": 0,
+                    "status": "ok",
+                    "run_dir": "/gone/0_identity",
+                    "overrides": ["model=identity"],
+                }
+            ],
+        )
+    runs = find_runs([one, two])
+    assert [r.status for r in runs] == ["ok", "ok"]  # found beside jobs.jsonl
+    assert [r.name for r in runs] == ["identity (0_identity)", "identity (0_identity) #2"]
+    c, _ = make([one, two], tmp_path / "out")
+    for p in [p for p in c["pairwise"] if p["metric"] == "dimension"]:  # a copy: all agree
+        assert p["a"] != p["b"] and p["n"] == 10 and p["a_only_yes"] == p["b_only_yes"] == 0
+
+
+def test_a_run_from_before_the_judge_fingerprint_is_compared_by_judge_model(scripted, tmp_path):
+    """Without a fingerprint on one side, the judges are compared by what the records say:
+    the judge model and prompt version (a judge setting that changed goes unseen, and the
+    comparison says it compared by name only)."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(scripted["a"], old)
+    m = json.loads((old / "metrics.json").read_text())
+    del m["run"]["judge"]  # as written before this version
+    (old / "metrics.json").write_text(json.dumps(m))
+    for other in (scripted["b"], scripted["other"]):
+        c, _ = make([old, other], tmp_path / other.name)
+        assert any("predate the judge's fingerprint" in w for w in c["warnings"])
+        assert not any(w.startswith("mixed judges") for w in c["warnings"])
+
+
+def test_the_paired_tests_use_only_the_samples_of_each_runs_report(scripted, tmp_path):
+    import csv as _csv
+    import shutil
+
+    small = tmp_path / "small"
+    shutil.copytree(scripted["a"], small)
+    rows = list(_csv.DictReader((small / "samples.csv").open()))
+    with (small / "samples.csv").open("w", newline="") as fh:  # its report covers 4 samples
+        writer = _csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[:4])
+    c, _ = make([small, scripted["b"]], tmp_path / "out")
+    assert {p["n"] for p in c["pairwise"]} == {4}

@@ -285,3 +285,35 @@ def test_the_big_run_example_on_submitit_local_is_one_run_over_two_machines(tmp_
     for folder in submitit_jobs:  # one log per task: the two "nodes"
         names = {p.name.split("_", 1)[1] for p in folder.iterdir()}
         assert {"0_log.err", "1_log.err", "0_result.pkl"} <= names
+
+
+def test_only_the_task_srun_started_reads_the_step_not_a_process_that_inherited_it():
+    import os
+
+    mine = {**SRUN, "SLURM_TASK_PID": str(os.getpid())}
+    assert machines.is_step_task(mine) and machine_of({}, env=mine).count == 2
+    parent = {**SRUN, "SLURM_TASK_PID": str(os.getppid())}  # srun bash -c "python -m reedit"
+    assert machines.is_step_task(parent)
+    elsewhere = {**SRUN, "SLURM_TASK_PID": "1"}  # e.g. a Ray worker of a cluster in the step
+    assert not machines.is_step_task(elsewhere) and machine_of({}, env=elsewhere) == ONE
+
+
+def test_the_first_machine_to_fail_is_the_one_named(tmp_path):
+    m0, m1 = Machine(2, 0, "s3"), Machine(2, 1, "s3")
+    machines.abort(tmp_path, m1, "rank 1 killed")
+    machines.abort(tmp_path, m0, "rank 0 stopped because machine 1 failed")
+    said = json.loads(machines.abort_path(tmp_path, m0).read_text())
+    assert said["machine"] == 1 and said["error"] == "rank 1 killed"
+    assert not list((tmp_path / "ranks").glob(".*tmp"))  # no temporary file left
+    with pytest.raises(machines.MachineAborted, match=r"a rerun needs a new machines.start"):
+        machines.check(tmp_path, m0)
+
+
+def test_a_follower_that_fails_at_set_up_tells_machine_0(compose, tmp_path):
+    from reedit.run import run
+
+    over = [*QUICK, "model=identity", "machines.count=2", "machines.rank=1"]
+    with pytest.raises(ConfigError, match=r"cpu_ranks must be >= 1"):
+        run(compose(*over, "machines.start=s4", "cpu_ranks=0"), run_dir=tmp_path)
+    said = json.loads(machines.abort_path(tmp_path, Machine(2, 1, "s4")).read_text())
+    assert said["machine"] == 1 and "cpu_ranks must be >= 1" in said["error"]

@@ -62,7 +62,7 @@ def test_a_failed_run_still_finishes_its_tracker_with_a_non_zero_exit_code(compo
         run(compose(*over, f"logger.path={log}", "max_error_rate=0.05"), run_dir=tmp_path / "r")
     seen = calls(log)
     assert [c["call"] for c in seen] == ["start", "log_stage", "finish"]
-    assert seen[1]["errors"] == 1 and seen[-1]["exit_code"] == 1
+    assert seen[1]["errors"] == 1 and seen[-1]["exit_code"] == 2  # the exit code it gets
 
 
 @pytest.mark.parametrize("fail_on", ["start", "log_stage", "log_report"])
@@ -116,10 +116,15 @@ def test_only_the_launching_process_tells_the_tracker_never_a_rank(tmp_path):
 
 # ----------------------------------------------------------------------------------- secrets
 def test_secret_keys_and_the_environments_secrets_are_redacted():
-    assert [is_secret_key(k) for k in ("api_key", "HF_TOKEN", "WANDB_API_KEY", "password")] == [
-        True
-    ] * 4
-    assert not any(is_secret_key(k) for k in ("api_key_env", "max_new_tokens", "keyword"))
+    secret = ("api_key", "HF_TOKEN", "WANDB_API_KEY", "password", "OPENAI_KEY", "private_key")
+    secret += ("Authorization", "auth", "cookie", "apiKey", "access_token")
+    assert [k for k in secret if not is_secret_key(k)] == []
+    kept = ("api_key_env", "max_new_tokens", "keyword", "num_keys", "monkey", "path")
+    assert [k for k in kept if is_secret_key(k)] == []
+    assert redact({"url": "https://me:pw@host/v1", "plain": "https://host/v1"}) == {
+        "url": "https://<redacted>@host/v1",
+        "plain": "https://host/v1",
+    }
     node = {
         "vlm": {"api_key": "abc", "api_key_env": "OPENAI_API_KEY", "max_new_tokens": 8},
         "notice": f"Bearer {SENTINEL}",

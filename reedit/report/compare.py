@@ -77,9 +77,10 @@ def find_runs(paths: Sequence[str | Path]) -> list[RunEntry]:
     for given in paths:
         path = Path(given).expanduser().resolve()
         if (path / JOBS_FILE).is_file():
-            jobs = [json.loads(x) for x in (path / JOBS_FILE).read_text().splitlines() if x]
-            for job in sorted(jobs, key=lambda j: j.get("num", 0)):
+            for job in sweep_jobs(path):
                 folder = Path(job.get("run_dir") or path / str(job.get("num")))
+                if not folder.is_dir() and (path / folder.name).is_dir():
+                    folder = path / folder.name  # the sweep folder was moved
                 entry = _load(folder, job.get("overrides") or [])
                 if job.get("status") != "ok":
                     entry.status, entry.error = "failed", str(job.get("error") or "failed")
@@ -97,13 +98,33 @@ def find_runs(paths: Sequence[str | Path]) -> list[RunEntry]:
     return runs
 
 
+def sweep_jobs(sweep: Path) -> list[dict[str, Any]]:
+    """A sweep's jobs from its ``jobs.jsonl``, one per job number, the last line of each (a sweep
+    rerun into its folder appends its own lines), in job order."""
+    jobs: dict[Any, dict[str, Any]] = {}
+    for n, line in enumerate((sweep / JOBS_FILE).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except ValueError:
+            where = f"{sweep / JOBS_FILE}, line {n}"
+            raise ComparisonRefused(f"{where}: not JSON ({line[:80]!r})") from None
+        jobs[job.get("num", n)] = job
+    return [jobs[k] for k in sorted(jobs, key=lambda k: (str(type(k)), k))]
+
+
 def _load(folder: Path, overrides: list[str]) -> RunEntry:
     entry = RunEntry(folder.name, folder, overrides=list(overrides))
     path = folder / "metrics.json"
     if not path.is_file():
         entry.status, entry.error = "no report", f"no metrics.json in {folder}"
         return entry
-    entry.metrics = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        entry.metrics = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        entry.status, entry.error = "no report", f"{path}: not JSON ({exc})"
+        return entry
     entry.name = entry.metrics["run"]["choices"].get("model") or folder.name
     return entry
 
@@ -124,21 +145,26 @@ def _name(runs: list[RunEntry]) -> None:
         for r in same:
             extra = [o for o in r.overrides if o not in shared and not o.startswith("model=")]
             r.name = f"{base} {' '.join(extra)}" if extra else f"{base} ({r.folder.name})"
+    seen: dict[str, int] = {}
+    for r in runs:  # still alike (the same folder name in two sweeps): numbered
+        seen[r.name] = seen.get(r.name, 0) + 1
+        if seen[r.name] > 1:
+            r.name = f"{r.name} #{seen[r.name]}"
 
 
 # ---------------------------------------------------------------------------- judge identity
-def _judge_key(run: RunEntry) -> tuple[str, str]:
-    """(what identifies the judge, how to say it): the fingerprint of its output settings, or for
-    folders from before it was recorded the judge's name and prompt versions in the records."""
+def _judge_key(run: RunEntry, fingerprints: bool) -> tuple[str, str]:
+    """(what identifies the judge, how to say it): the fingerprint of its output settings when
+    every run has one, else (a folder from before it was recorded among them) the judge models
+    and prompt versions of every run's judge records."""
     j = run.judge
-    if j:
-        s = j.get("settings") or {}
-        said = f"judge={j.get('name')} prompt_version={s.get('prompt_version')}"
-        return j["fingerprint"], said
+    if fingerprints and j:
+        version = (j.get("settings") or {}).get("prompt_version")
+        return j["fingerprint"], f"judge={j.get('name')} prompt_version={version}"
     recs = load_records(run.folder)["judge"].values()
     names = sorted({str(r.model) for r in recs})
     versions = sorted({str(r.payload.prompt_version) for r in recs})
-    said = f"judge={','.join(names)} prompt_version={','.join(versions)}"
+    said = f"judge model={','.join(names)} prompt_version={','.join(versions)}"
     return said, said
 
 
@@ -146,14 +172,24 @@ def check_judges(runs: Sequence[RunEntry], allow_mixed: bool) -> list[str]:
     """Refuse runs scored by different judges (unless ``allow_mixed``: then a warning); the
     warnings for the comparison."""
     judged = [r for r in runs if r.judged]
-    keys = {r.name: _judge_key(r) for r in judged}
+    fingerprints = all(r.judge for r in judged)
+    keys = {r.name: _judge_key(r, fingerprints) for r in judged}
     groups: dict[str, list[str]] = {}
     for name, (key, _) in keys.items():
         groups.setdefault(key, []).append(name)
+    notes = (
+        []
+        if fingerprints or not judged
+        else [
+            "some runs predate the judge's fingerprint in metrics.json: the judges were "
+            "compared by name and prompt version only"
+        ]
+    )
     if len(groups) <= 1:
-        return []
+        return notes
     said = "; ".join(
-        f"{', '.join(names)}: {keys[names[0]][1]} (judge fingerprint {key[:12]})"
+        f"{', '.join(names)}: {keys[names[0]][1]}"
+        + (f" (judge fingerprint {key[:12]})" if fingerprints else "")
         for key, names in groups.items()
     )
     if not allow_mixed:
@@ -162,7 +198,7 @@ def check_judges(runs: Sequence[RunEntry], allow_mixed: bool) -> list[str]:
             f"not comparable: {said}. Re-judge them with one judge (stages=[judge,report] "
             "judge=...), or pass --allow-mixed-judges to compare them anyway (marked as such)"
         )
-    return [f"mixed judges (compared anyway, --allow-mixed-judges): {said}"]
+    return [*notes, f"mixed judges (compared anyway, --allow-mixed-judges): {said}"]
 
 
 # -------------------------------------------------------------------------------- the numbers
@@ -193,11 +229,23 @@ def _headline(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_samples(run: RunEntry) -> set[str] | None:
+    """The samples a run's report covers (its ``samples.csv``; None: unknown, all records)."""
+    table = run.folder / "samples.csv"
+    if not table.is_file():
+        return None
+    with open(table, newline="", encoding="utf-8") as fh:
+        return {row["sample_id"] for row in csv.DictReader(fh)}
+
+
 def _values(run: RunEntry) -> dict[tuple[str, str, str], Any]:
-    """(sample, label, metric) -> the judged value (a verdict, a score; a pair's lower one)."""
+    """(sample, label, metric) -> the judged value (a verdict, a score; a pair's lower one), for
+    the samples of the run's report (a folder may hold records of samples it no longer covers,
+    e.g. resumed with a smaller limit)."""
     out = {}
+    covered = run_samples(run)
     for rec in load_records(run.folder)["judge"].values():
-        if not rec.ok:
+        if not rec.ok or (covered is not None and rec.sample_id not in covered):
             continue
         v = rec.payload.value
         out[rec.sample_id, rec.payload.label, rec.payload.metric] = (
@@ -228,7 +276,7 @@ def _pairwise(runs: list[RunEntry], labels: list[str], metrics: list[str], n_boo
                         "b_value": round(100 * sum(yb) / n, 4) if n else None,
                         "a_only_yes": only_a,
                         "b_only_yes": only_b,
-                        "p_value": mcnemar_exact(only_a, only_b),
+                        "p_value": mcnemar_exact(only_a, only_b) if n else None,
                     }
                 else:
                     xa = [float(va[k]) for k in keys]
@@ -253,9 +301,11 @@ def _disagreements(runs: list[RunEntry], labels: list[str], limit: int) -> list[
     records = {r.name: load_records(r.folder) for r in runs}
     values = {r.name: _values(r) for r in runs}
     samples: dict[str, str] = {}
-    for recs in records.values():
-        for rec in recs["edit"].values():
-            samples.setdefault(rec.sample_id, rec.category)
+    for r in runs:
+        covered = run_samples(r)
+        for rec in records[r.name]["edit"].values():
+            if covered is None or rec.sample_id in covered:
+                samples.setdefault(rec.sample_id, rec.category)
     sources: dict[str, str] = {}  # sample -> its source image (absolute), from a samples.csv
     for r in runs:
         table = r.folder / "samples.csv"

@@ -36,7 +36,10 @@ def thumbnail(
             small.thumbnail((size, size))
         buf = io.BytesIO()
         small.save(buf, "JPEG", quality=82, optimize=True)
+    except Exception:  # unreadable, truncated, a decompression bomb: no thumbnail
+        return None
+    try:
+        write_bytes_atomic(buf.getvalue(), cached)
     except OSError:
         return None
-    write_bytes_atomic(buf.getvalue(), cached)
     return cached, small.width, small.height

@@ -96,11 +96,20 @@ def run_report(ctx: ReportInputs) -> Report:
     _write_csv(views, ctx.rounds, labels, metrics_cfg, out / "samples.csv")
     write_bytes_atomic(render_markdown(metrics).encode(), out / "report.md")
     files = [out / n for n in ("metrics.json", "samples.csv", "report.md")]
-    plots = run_plots(metrics, views, out / "plots") if ctx.plots else []
-    if ctx.html:
-        page = render_run(metrics, views, out, plots, ctx.thumb_size)
-        write_bytes_atomic(page.encode(), out / "report.html")
-        files.append(out / "report.html")
+    plots: list[Path] = []
+    try:  # the pictures are views: one that cannot be drawn costs a warning, not the run
+        plots = run_plots(metrics, views, out / "plots") if ctx.plots else []
+        if ctx.html:
+            page = render_run(metrics, views, out, plots, ctx.thumb_size)
+            write_bytes_atomic(page.encode(), out / "report.html")
+            files.append(out / "report.html")
+    except Exception as exc:
+        log.warning(
+            "report: plots/report.html not made (%s: %s); metrics.json, samples.csv and "
+            "report.md are complete",
+            type(exc).__name__,
+            exc,
+        )
     log.info(
         "report: wrote %s%s",
         ", ".join(str(f) for f in files),

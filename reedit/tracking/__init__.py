@@ -22,18 +22,31 @@ log = logging.getLogger(__name__)
 
 # The words of a key (split at _ - . and case changes) that make its value a secret; a key
 # ending in _env names the variable that holds one (api_key_env) and is kept.
-SECRET_WORDS = frozenset({"token", "secret", "password", "passwd", "credential", "credentials"})
+SECRET_WORDS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "credentials",
+        "authorization",
+        "auth",
+        "bearer",
+        "cookie",
+        "key",
+        "apikey",
+    }
+)
+REDACTED = "<redacted>"
+URL_USER = re.compile(r"(\w+://)[^/\s:@]+(:[^/\s@]*)?@")  # user:password@ in a URL
 
 
 def is_secret_key(name: str) -> bool:
     words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", str(name))]
-    if words and words[-1] == "env":
+    if not words or words[-1] == "env":
         return False
-    pairs = {f"{a}{b}" for a, b in zip(words, words[1:])}
-    return bool(SECRET_WORDS & set(words)) or bool({"apikey", "authkey"} & (pairs | set(words)))
-
-
-REDACTED = "<redacted>"
+    return bool(SECRET_WORDS & set(words))
 
 
 def redact(node: Any, secrets: frozenset[str] = frozenset()) -> Any:
@@ -45,8 +58,10 @@ def redact(node: Any, secrets: frozenset[str] = frozenset()) -> Any:
         }
     if isinstance(node, list):
         return [redact(v, secrets) for v in node]
-    if isinstance(node, str) and node and any(s and s in node for s in secrets):
-        return REDACTED
+    if isinstance(node, str) and node:
+        if any(s and s in node for s in secrets):
+            return REDACTED
+        return URL_USER.sub(r"\1<redacted>@", node)
     return node
 
 

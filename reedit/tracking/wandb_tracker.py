@@ -139,10 +139,12 @@ class WandbTracker(Tracker):
                 reinit="finish_previous",
                 settings=wandb.Settings(console="off", silent=True, x_disable_stats=True),
             )
+            id_file.write_text(run_id)  # what a resume continues
         except BaseException:
+            if self.run is not None:
+                self.run.finish(exit_code=1)
             self._restore()
             raise
-        id_file.write_text(run_id)
 
     def _log_stage(self, run: StageRun) -> None:
         if self.run is None:
