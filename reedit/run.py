@@ -203,7 +203,7 @@ def _sweeping() -> bool:
 
 
 def run_folder(
-    cfg: DictConfig, run_dir: str | Path | None, several: bool = False
+    cfg: DictConfig, run_dir: str | Path | None, several: bool = False, create: bool = True
 ) -> tuple[Path, dict[str, str]]:
     """The run folder (``run_dir``, ``cfg.run_dir`` or Hydra's) and the groups' option names.
     ``several`` machines need one folder they all name: a sweep's job folder or ``run_dir``."""
@@ -217,7 +217,8 @@ def run_folder(
     if not str(folder) or str(folder) == ".":
         raise ConfigError("run_dir: no run folder (set run_dir=... or run through Hydra)")
     folder = folder.resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     if not choices:  # called as a library: record the names we can infer
         choices = {
             g: str(OmegaConf.select(cfg, f"{g}._target_")).rsplit(".", 1)[-1]
@@ -229,9 +230,10 @@ def run_folder(
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the configured stages in ``run_dir`` (default: ``cfg.run_dir`` or Hydra's folder)."""
     machine = _machine_or_one(cfg)
-    folder, choices = run_folder(cfg, run_dir, several=machine.several)
+    folder, choices = run_folder(cfg, run_dir, several=machine.several, create=False)
     with machines.guarded(folder, machine):  # a failure here stops the other machines too
-        s = setup(cfg)
+        s = setup(cfg)  # a bad configuration leaves no folder behind
+        folder.mkdir(parents=True, exist_ok=True)
         log.info("run folder: %s", folder)
         if not s.machine.leads:  # machine 0 loads the data, reports and tracks
             follow(s, folder, choices)
