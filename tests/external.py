@@ -35,6 +35,10 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 BUILDERS = TESTS / "tiny_external"
 HIDDEN = ("hydra", "omegaconf", "wandb", "antlr4", "reedit", "_reedit", "__editable__")
+# Linked only where the env runs the main env's transformers (which needs it: 5.25 refuses to
+# load a model without it); an env with transformers of its own pins would import it and fail
+# (kernels 0.19 needs a newer huggingface_hub than Janus' and Step1X-Edit's envs have).
+WITH_MAIN_TRANSFORMERS = ("kernels",)
 SETTING = "REEDIT_EXTERNAL"
 
 
@@ -85,7 +89,8 @@ def model_env(
     and reaching the main env's other packages; built once per set of requirements.
     ``startup``: modules (on ``tests/``) that the env imports at interpreter start through a
     ``.pth`` line, for test-only registrations such as a tiny size in a model's size table."""
-    spec = {"pip": list(pip), "local": [str(p) for p in local], "python": sys.version, "v": 1}
+    spec = {"pip": list(pip), "local": [str(p) for p in local], "python": sys.version, "v": 3}
+    spec["hidden"] = [*HIDDEN, *WITH_MAIN_TRANSFORMERS]  # what is left unlinked shapes it too
     spec["startup"] = list(startup)
     # the env links into this main env: another main env (a new clone, other versions) is a new
     # env, never a cached one whose links reach a stale checkout's packages
@@ -128,6 +133,8 @@ def model_env(
             if lower.startswith(HIDDEN) or lower.endswith(".pth") or key in own:
                 continue
             if key in ("pip", "setuptools", "_distutils_hack"):
+                continue
+            if key in WITH_MAIN_TRANSFORMERS and "transformers" in own:
                 continue
             (links / entry.name).symlink_to(entry)
         (site / "reedit_main_packages.pth").write_text(f"{links}\n")

@@ -296,7 +296,8 @@ def test_the_yamls_official_values_reach_the_real_pipeline_and_vlm(
         "diffusers": diffusers.__version__,
         "peft": "0.21.2",
     }
-    assert transformers.__version__ == "5.24.0"
+    # transformers 5 (the main env's is not pinned: 5.24 when this was written, 5.25 later)
+    assert int(transformers.__version__.split(".")[0]) >= 5
     main_site = Path(sys.modules["transformers"].__file__).resolve().parents[1]
     assert all(Path(m).resolve().is_relative_to(main_site) for m in out["modules"])
 
