@@ -25,6 +25,7 @@ from reedit.data.run_sources import SOURCE_MODES, run_sources
 from reedit.layout import RunLayout, labels
 from reedit.models.component import physical_gpus
 from reedit.records import StageLog, StageRun, executions, fingerprint
+from reedit.runlock import RunLock
 from reedit.runtime.pool import ModelPool
 from reedit.seeds import SeedRule
 from reedit.stages.analyze import AnalyzeStage
@@ -297,7 +298,20 @@ def execute(
     bad_records: list[BadRecord] | None = None,
 ) -> dict[str, Any]:
     """Drive the scheduled stages over ``samples`` in ``folder`` (in this process, or in the
-    run's ranks: this process then loads no model), then the report."""
+    run's ranks: this process then loads no model), then the report; the folder is this run's
+    alone meanwhile (:class:`~reedit.runlock.RunLock`: a second run on it refuses to start)."""
+    with RunLock(folder):
+        return _execute(s, folder, samples, choices, source, bad_records)
+
+
+def _execute(
+    s: Setup,
+    folder: Path,
+    samples: list[Sample],
+    choices: dict[str, str],
+    source: str,
+    bad_records: list[BadRecord] | None,
+) -> dict[str, Any]:
     cfg = s.cfg
     samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
     metrics: dict[str, Any] = {}
