@@ -158,6 +158,9 @@ class Dataset(abc.ABC):
         on_bad_record: str = "fail"
         # where decoded source images are cached (shared by runs); null: the user cache dir
         cache_dir: str | None = runtime_field(None)
+        # a record whose texts are longer, or whose source image has more pixels, is bad
+        max_text_chars: int = 20000
+        max_pixels: int = 100_000_000
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -270,11 +273,21 @@ class Dataset(abc.ABC):
         ):
             if value is None:
                 value = ""
+            limit = self.settings.max_text_chars
             if not isinstance(value, str):
                 problems.append(BadRecord(raw.index, name, f"expected text, got {value!r:.40}"))
                 value = ""
             elif required and not value.strip():
                 problems.append(BadRecord(raw.index, name, "missing or empty"))
+            elif len(value) > limit:
+                problems.append(
+                    BadRecord(
+                        raw.index,
+                        name,
+                        f"{len(value)} characters, more than dataset.max_text_chars={limit}",
+                    )
+                )
+                value = ""
             texts[name] = value.strip()
         hint = raw.id_hint or (f"{category}_{raw.index:05d}" if category else f"{raw.index:05d}")
         sample_id = make_sample_id(str(hint))
@@ -327,7 +340,7 @@ class Dataset(abc.ABC):
         if target.is_file() and target.stat().st_size > 0:
             return target
         data = raw.image_file.read_bytes() if raw.image_file else raw.image_bytes()  # type: ignore[misc]
-        check_image_bytes(data)
+        check_image_bytes(data, self.settings.max_pixels, "dataset.max_pixels")
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as img:

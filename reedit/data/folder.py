@@ -43,12 +43,17 @@ class FolderDataset(Dataset):
     def records(self) -> Iterator[RawRecord]:
         if not self.index.is_file():
             raise DatasetError(f"dataset.root: no {self.index.name} in {self.root}")
-        with open(self.index, encoding="utf-8") as f:
+        with open(self.index, "rb") as f:  # decoded line by line: one bad line is one record
             index = -1
-            for line in f:
-                if not line.strip():
+            for raw in f:
+                if not raw.strip():
                     continue
                 index += 1
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield RawRecord(index, None, None, errors=[("line", f"not UTF-8: {exc}")])
+                    continue
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import warnings
 
 import numpy as np
@@ -164,24 +165,47 @@ _DECODE_ERRORS = (
 )
 
 
-def _check_size(img: Image.Image) -> None:
+MAX_PIXELS = 100_000_000  # the default limit of a decoded image (dataset.max_pixels at load)
+_PIL_LIMIT = threading.Lock()
+
+
+def _check_size(img: Image.Image, max_pixels: int | None, key: str) -> None:
     w, h = img.size
     if w <= 0 or h <= 0:
         raise ValueError(f"cannot decode image: zero-size image ({w}x{h})")
+    if max_pixels and w * h > max_pixels:
+        raise ValueError(
+            f"cannot decode image: {w * h} pixels ({w}x{h}), more than {key}={max_pixels} "
+            "(a decompression bomb, or raise the limit)"
+        )
 
 
-def decode_image_bytes(data: bytes) -> Image.Image:
+def _open(data: bytes) -> Image.Image:
+    """``Image.open`` with PIL's own pixel limit lifted (reedit checks its own, configurable one
+    from the header, before anything is decoded)."""
+    with _PIL_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def decode_image_bytes(
+    data: bytes, max_pixels: int | None = MAX_PIXELS, key: str = "max_pixels"
+) -> Image.Image:
     """Decode encoded image bytes (PNG, JPEG, WEBP, ...) into a fully loaded RGB image.
 
-    Raises ``ValueError("cannot decode image: ...")`` for data PIL cannot read, truncated data
-    and zero-size images.
+    Raises ``ValueError("cannot decode image: ...")`` for data PIL cannot read, truncated data,
+    zero-size images and images of more than ``max_pixels`` pixels (``key`` names the limit).
     """
     data = _as_bytes(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                _check_size(img)
+            with _open(data) as img:
+                _check_size(img, max_pixels, key)
                 img.load()
                 return to_rgb(img)
     except ValueError as exc:
@@ -192,19 +216,21 @@ def decode_image_bytes(data: bytes) -> Image.Image:
         raise ValueError(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
 
 
-def check_image_bytes(data: bytes) -> None:
+def check_image_bytes(
+    data: bytes, max_pixels: int | None = MAX_PIXELS, key: str = "max_pixels"
+) -> None:
     """Cheap validity check (header + ``verify()``, no full decode) for load time.
 
     Raises ``ValueError("cannot decode image: ...")`` when the data is not a readable image, is
     visibly corrupt or truncated (for formats whose ``verify()`` checks it, e.g. PNG), or has a
-    zero size.
+    zero size, or more than ``max_pixels`` pixels (``key`` names the limit).
     """
     data = _as_bytes(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                _check_size(img)
+            with _open(data) as img:
+                _check_size(img, max_pixels, key)
                 img.verify()
     except ValueError as exc:
         if str(exc).startswith("cannot decode image"):
