@@ -108,20 +108,24 @@ def model_env(
         if built and all(entry.exists() for entry in links.iterdir()):  # no link left dangling
             return python
         shutil.rmtree(root, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=600)
         quiet = ["-q", "--disable-pip-version-check", "--no-input"]
         if pip:
-            subprocess.run([python, "-m", "pip", "install", *quiet, *pip], check=True)
+            # the pins download and build (a fork from source): generous, yet never a hung CI job
+            subprocess.run([python, "-m", "pip", "install", *quiet, *pip], check=True, timeout=1800)
         for folder in local:
             copy = root / "src" / folder.name  # the snapshots are read-only: build from a copy
             shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".git"))
             subprocess.run(
-                [python, "-m", "pip", "install", *quiet, "--no-deps", str(copy)], check=True
+                [python, "-m", "pip", "install", *quiet, "--no-deps", str(copy)],
+                check=True,
+                timeout=1800,
             )
         site = Path(
             subprocess.check_output(
                 [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                 text=True,
+                timeout=60,
             ).strip()
         )
         own = _top_names(site) - {"pip", "setuptools", "_distutils_hack", "distutils_precedence"}
@@ -159,7 +163,7 @@ def versions(python: Path, *modules: str) -> dict[str, str]:
     code = "import importlib, json, sys; print(json.dumps({m: importlib.import_module(m)."
     code += "__version__ for m in sys.argv[1:]}))"
     out = subprocess.run(
-        [python, "-c", code, *modules], capture_output=True, text=True, check=True
+        [python, "-c", code, *modules], capture_output=True, text=True, check=True, timeout=300
     ).stdout
     return json.loads(out.splitlines()[-1])
 

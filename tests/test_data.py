@@ -118,8 +118,9 @@ def load(path: Path, *, categories=None, limit=None, **kw):
     return ReEditDataset(path=str(path), **kw).load(categories=categories, limit=limit)
 
 
-def load_error(path: Path, **kw) -> str:
-    with pytest.raises(DatasetError) as info:
+def load_error(path: Path, *, match: str = r"\d+ bad record\(s\):", **kw) -> str:
+    """The message of the DatasetError that loading ``path`` raises (``match``: its gist)."""
+    with pytest.raises(DatasetError, match=match) as info:
         load(path, **kw)
     return str(info.value)
 
@@ -394,7 +395,7 @@ def test_id_collision_names_both_records(tmp_path: Path) -> None:
 def test_top_level_object_is_an_error_not_zero_samples(tmp_path: Path) -> None:
     path = tmp_path / "dict.json"
     path.write_text(json.dumps({"physical": [rec()], "causal": [rec("causal")]}))
-    message = load_error(path)
+    message = load_error(path, match="expected a JSON list of records at the top level")
     assert "expected a JSON list" in message and "object" in message
 
 
@@ -520,7 +521,9 @@ def hf_cache(tmp_path: Path, monkeypatch) -> Path:
 
 def test_hf_offline_without_copy_explains_download(hf_cache: Path) -> None:
     ds = ReEditDataset(path=None, repo_id=REPO, filename="RE-Edit.json")
-    with pytest.raises(DatasetError) as info:
+    with pytest.raises(
+        DatasetError, match=r"RE-Edit\.json of the Hugging Face dataset repo"
+    ) as info:
         ds.load()
     message = str(info.value)
     assert f"hf download {REPO} RE-Edit.json --repo-type dataset" in message
@@ -601,7 +604,7 @@ def test_folder_bad_lines(tmp_path: Path) -> None:
             {"instruction": "no image", "category": "causal"},
         ],
     )
-    with pytest.raises(DatasetError) as info:
+    with pytest.raises(DatasetError, match=r"4 bad record\(s\):") as info:
         FolderDataset(root=str(root), cache_dir=str(tmp_path / "c")).load()
     message = str(info.value)
     assert "4 bad record(s)" in message

@@ -158,5 +158,7 @@ def test_referential_circles_scene_matches_text(records: list[dict]) -> None:
 def test_runs_as_script(tmp_path: Path) -> None:
     out = tmp_path / "script.json"
     script = Path(build_demo.__file__)
-    subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(out)], check=True, capture_output=True, timeout=300
+    )
     assert out.read_bytes() == build_demo.build(tmp_path / "module.json").read_bytes()

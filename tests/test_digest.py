@@ -57,10 +57,11 @@ def test_noise_of_another_seed_is_another_image(tmp_path):
 def test_without_the_run_folder_or_thumbnails_bytes_must_match(tmp_path):
     expected = stored(run_with(tmp_path, noise(0), "here"))
     there = run_with(tmp_path, rounded_elsewhere(noise(0)), "there")
-    with pytest.raises(AssertionError):
+    differs = "differs from the stored expectation: images images/physical/s0/primary.png"
+    with pytest.raises(AssertionError, match=differs):
         assert_same(digest(there), expected)  # no run folder: no thumbnails to compare
     del expected["thumbnails"]
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=differs):
         assert_same(digest(there), expected, there)
 
 

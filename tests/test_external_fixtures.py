@@ -32,6 +32,7 @@ def outcome(tmp_path, **env: str) -> str:
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(TESTS), **env},
+        timeout=300,
     )
     return proc.stdout.strip().splitlines()[-1]
 

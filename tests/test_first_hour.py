@@ -268,7 +268,7 @@ def test_an_unknown_option_in_a_sweep_is_a_message_too(tmp_path):
 def test_setup_reports_a_missing_value_and_a_bad_value_together(compose):
     from reedit.run import setup
 
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ConfigError, match=r"^3 problems in the configuration: ") as err:
         setup(compose("model=precomputed", "refine.rounds=0", "sources=symlink"))
     text = str(err.value)
     assert text.startswith("3 problems")

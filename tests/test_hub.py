@@ -60,17 +60,24 @@ def run_reedit(tmp_path: Path, env: dict[str, str], server: Silent | None, *args
             stderr=stderr,
         )
         stopped = False
+        deadline = time.monotonic() + 300  # a hang guard: a run that never ends fails the test
         try:
             while proc.poll() is None:
                 if server is not None and server.connections > 1:
                     proc.kill()
                     stopped = True
                     break
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    proc.wait(timeout=30)
+                    pytest.fail(
+                        f"python -m reedit did not end in 300 s:\n{err.read_text()[-3000:]}"
+                    )
                 time.sleep(0.05)
         finally:
             if proc.poll() is None:
                 proc.kill()
-            proc.wait()
+            proc.wait(timeout=30)
     return (None if stopped else proc.returncode), err.read_text()
 
 

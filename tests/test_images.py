@@ -400,5 +400,5 @@ def test_zero_size_reported_even_if_pil_opens_it(monkeypatch: pytest.MonkeyPatch
 
 
 def test_non_bytes_rejected() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="expected bytes, got str"):
         decode_image_bytes("iVBORw0KGgo=")  # type: ignore[arg-type]

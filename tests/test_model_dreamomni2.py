@@ -175,7 +175,9 @@ def test_the_parse_is_strict(answer, prompt):
     if prompt is not None:
         assert gen_prompt(answer, "s1") == prompt
         return
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(
+        ValueError, match=r"the DreamOmni2 VLM's answer is not exactly one non-empty <gen>"
+    ) as err:
         gen_prompt(answer, "s1")
     assert str(err.value).startswith("sample s1: ") and str(err.value).endswith(repr(answer))
 

@@ -310,7 +310,9 @@ def test_v1p1_edits_with_the_real_weights_on_a_gpu(tmp_path, env, fork):
     cmd += ["refiner=none", "judge=none", "progress=false", f"run_dir={tmp_path}", "gpus=[0]"]
     cmd += ["model=step1x_edit_v1p1", f"model.path={weights}", "model.runtime.conda=null"]
     cmd += [f"model.runtime.python={env}", f"model.runtime.repo_path={fork / 'src'}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=reedit_env(), cwd=ROOT)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=reedit_env(), cwd=ROOT, timeout=1800
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (record,) = [json.loads(x) for x in (tmp_path / "records/edit.jsonl").read_text().splitlines()]
     assert record["status"] == "ok" and record["info"]["device"] == "cuda:0"

@@ -227,6 +227,7 @@ def test_the_seeds_sweep_gives_one_value_per_seed_and_the_readme_reads_their_spr
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     )
     assert spread.stdout.split() == ["[0.0,", "0.0]", "0.0", "0.0"]
 

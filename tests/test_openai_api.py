@@ -600,7 +600,7 @@ def transformers_serve(tmp_path_factory):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.wait(timeout=30)
         except ProcessLookupError:
             pass
         log.close()

@@ -31,7 +31,7 @@ def test_lenient_repairs_and_flags(text, kind, value, flags):
     result = parse_judge_reply(text, kind)
     assert result.value == value and result.flags == flags
     if flags and "repaired_json" in flags:
-        with pytest.raises(ParseError):
+        with pytest.raises(ParseError, match="no JSON object found"):
             parse_judge_reply(text, kind, strict=True)
 
 

@@ -237,7 +237,7 @@ def test_a_missing_model_folder_is_a_set_up_error_before_any_data_is_read(compos
         "executor=tiny_flux2",
         f"executor.path={tmp_path}/no_executor",
     )
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ConfigError, match=r"^2 problems in the configuration: ") as err:
         run(cfg, run_dir=tmp_path / "run")
     assert "2 problems" in str(err.value)
     assert "model.images_dir: no such folder" in str(err.value)

@@ -159,7 +159,7 @@ def test_each_rank_is_given_its_replicas_physical_devices(compose, monkeypatch, 
 def test_a_worker_is_pinned_to_the_devices_behind_its_gpus(monkeypatch):
     """A worker-runtime model started in a rank (or a gpu_pool job) that sees CUDA_VISIBLE_DEVICES=6
     gets device 6, not device 0 of the machine."""
-    from reedit.runtime.workers import WorkerConfig, WorkerProcess
+    from reedit.runtime.workers import WorkerConfig, WorkerFailed, WorkerProcess
 
     seen = {}
 
@@ -172,7 +172,7 @@ def test_a_worker_is_pinned_to_the_devices_behind_its_gpus(monkeypatch):
     worker = WorkerProcess(
         WorkerConfig.of({"kind": "worker", "python": sys.executable}, "m"), {}, [0]
     )
-    with pytest.raises(Exception):  # noqa: B017 - the start fails where we stopped it
+    with pytest.raises(WorkerFailed, match=r"^m: cannot start .*: stop here$"):  # stopped there
         worker.start()
     assert seen["CUDA_VISIBLE_DEVICES"] == "6"
 

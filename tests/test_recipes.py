@@ -40,7 +40,7 @@ def test_a_recipe_is_a_conda_file_and_a_venv_script_naming_the_repository(env):
     assert any(p.startswith("transformers") for p in pip), pip  # pinned where the model needs
     assert doctor.repository(path).startswith("https://")
     script = path.with_suffix(".venv.sh")
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(script)], timeout=60).returncode == 0
     assert "python" in script.read_text() and "-m venv" in script.read_text()
 
 

@@ -129,7 +129,9 @@ def test_a_stage_that_fails_logs_its_execution_as_not_completed(compose, tmp_pat
     cfg = compose(
         "dataset=demo", "model=tiny_flux2", f"model.path={tmp_path}/empty", "progress=false"
     )
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(
+        ModelLoadError, match=r"model\.path: .*empty is not a diffusers pipeline folder"
+    ):
         run(cfg, run_dir=tmp_path / "run")
     (line,) = StageLog(tmp_path / "run").runs()
     assert (line.stage, line.pending, line.done, line.completed) == ("edit", 10, 0, False)

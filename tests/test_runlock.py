@@ -120,3 +120,4 @@ def test_without_flock_a_dead_holder_is_taken_over_and_a_live_one_refuses(tmp_pa
             RunLock(tmp_path).acquire()  # another host's holder cannot be checked: trusted
     finally:
         sleeper.kill()
+        sleeper.wait(timeout=30)

@@ -454,7 +454,7 @@ def test_plain_python_types_and_rounding(verdict_metrics, score_metrics):
 
 def test_invalid_verdict_raises():
     rows = [SampleScores("a", "physical", verdict={"primary": "maybe"})]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"verdict must be 'yes', 'no' or None, got 'maybe'"):
         compute_metrics(rows, CATS, LABELS, n_boot=10)
 
 
@@ -466,7 +466,7 @@ def test_verdict_normalised():
 
 
 def test_empty_labels_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="labels must contain at least the baseline label"):
         compute_metrics([], CATS, [], n_boot=10)
 
 
@@ -550,5 +550,5 @@ def test_mcnemar_large_n_matches_exact():
 
 
 def test_mcnemar_negative_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="discordant counts must be non-negative"):
         mcnemar_exact(-1, 2)

@@ -404,8 +404,9 @@ def test_real_vllm_engine_on_a_tiny_model(pictures):
     """The real ``vllm.LLM`` on the tiny random-weight Qwen3-VL (or REEDIT_VLLM_TEST_MODEL, a
     local folder or a downloaded hub id): it starts, answers every request and gives yes/no
     probabilities. Random weights answer gibberish; this checks the plumbing, not the words."""
-    pytest.importorskip("vllm")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("vllm")  # the optional [vllm] extra: GPU machines only
+    import torch
+
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     vlm = VLLMEngineVLM(

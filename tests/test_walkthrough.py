@@ -167,6 +167,7 @@ def _fresh_copy(dest: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         check=True,
+        timeout=120,
     ).stdout.split(b"\0")
     for name in filter(None, (n.decode() for n in listed)):
         src, dst = ROOT / name, dest / name

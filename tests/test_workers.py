@@ -32,10 +32,14 @@ HIDDEN = ("hydra", "omegaconf", "wandb", "antlr4")
 @pytest.fixture(scope="module")
 def second_env(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("second_env")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True, timeout=300
+    )
     python = root / "venv" / "bin" / "python"
     site = subprocess.check_output(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        text=True,
+        timeout=60,
     ).strip()
     main_site = next(Path(p) for p in sys.path if p.endswith("site-packages") and "venv" in p)
     shim = root / "main_packages"  # the main env's packages, less the ones a worker must not need
@@ -181,7 +185,9 @@ def test_a_request_past_its_timeout_is_an_error_and_the_worker_restarts(picture)
 
 def test_a_worker_that_exits_while_loading_is_a_clear_error(picture):
     editor = misbehaving(exit_on_load=7)
-    with pytest.raises(WorkerFailed) as err:
+    with pytest.raises(
+        WorkerFailed, match=r"^model\.runtime: the worker exited while starting"
+    ) as err:
         editor.load()
     text = str(err.value)
     assert "exited while starting (exit status 7)" in text
@@ -229,7 +235,7 @@ time.sleep(120)
     pid = int(parent.stdout.readline())
     assert psutil.pid_exists(pid)
     parent.kill()  # SIGKILL: no clean-up code runs in the parent
-    parent.wait()
+    parent.wait(timeout=30)
     deadline = time.monotonic() + 15
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie":
         assert time.monotonic() < deadline, "the orphaned worker did not exit"
@@ -287,7 +293,9 @@ def test_activate_starts_the_worker_through_the_tool(standin_tools, picture):
 
 
 def test_a_missing_env_names_the_env_the_key_and_the_tools_message(standin_tools):
-    with pytest.raises(WorkerFailed) as err:
+    with pytest.raises(
+        WorkerFailed, match=r"^model\.runtime\.micromamba: environment 'nope'"
+    ) as err:
         misbehaving(runtime={"micromamba": "nope"}).load()
     text = str(err.value)
     assert text.startswith("model.runtime.micromamba: environment 'nope' gives no interpreter")
