@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export WANDB_MODE ?= disabled
 
-.PHONY: install demo test test-external test-scale walkthrough lint bench
+.PHONY: install demo test test-external test-scale test-faults walkthrough lint bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -37,6 +37,12 @@ walkthrough: install
 # joining a Ray cluster started by the test (CI runs it).
 test-scale: install
 	$(BIN)/python -m pytest -m scale
+
+# Faults at counted moments (tests/faults): the demo run SIGKILLed at 24 moments over every stage,
+# a model's worker and a rank killed, the disk full (injected, and a real small tmpfs); each rerun
+# gives the uninterrupted run's records, images and metrics (CI runs it).
+test-faults: install
+	$(BIN)/python -m pytest -m faults
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

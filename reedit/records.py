@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reedit.files import write_bytes_atomic
+from reedit.files import is_disk_full, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,9 @@ class ArtefactWriter:
     def _write(self, image: Any, path: Path, record: Record) -> None:
         try:
             write_image_atomic(image, path, self.compress_level)
-        except Exception as exc:  # e.g. disk full: this sample's error, the run goes on
+        except Exception as exc:  # e.g. an image PNG cannot hold: this sample's error
+            if is_disk_full(exc):  # the run's: it stops, and the unit stays to do
+                raise
             record.failed(type(exc).__name__, f"{path}: {exc}")
         self.store.append(record)
 
@@ -292,8 +294,13 @@ class RecordStore:
                 self.dir.mkdir(parents=True, exist_ok=True)
                 _drop_partial_tail(self.path)
                 self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - see close()
-            self._fh.write(line)
-            self._fh.flush()
+            try:
+                self._fh.write(line)
+                self._fh.flush()
+            except OSError as exc:  # e.g. the disk is full: a resume cuts the partial line
+                if exc.errno is not None and exc.filename is None:
+                    exc.filename = str(self.path)
+                raise
 
     def archive(self) -> list[Path]:
         """Move this stage's record files to ``records/archive/`` (start the stage afresh)."""

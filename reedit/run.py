@@ -22,6 +22,7 @@ from reedit import distributed, machines, runtime
 from reedit.config import ConfigError, ReeditError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
 from reedit.data.run_sources import SOURCE_MODES, run_sources
+from reedit.files import is_disk_full, remove_temporaries
 from reedit.layout import RunLayout, labels
 from reedit.models.component import physical_gpus
 from reedit.records import StageLog, StageRun, executions, fingerprint
@@ -313,6 +314,7 @@ def _execute(
     bad_records: list[BadRecord] | None,
 ) -> dict[str, Any]:
     cfg = s.cfg
+    remove_temporaries(folder)  # a killed run's half-made files (the lock says none is writing)
     samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
     metrics: dict[str, Any] = {}
     tracker = build(s.logger)
@@ -361,6 +363,15 @@ def _execute(
     except ReeditError:
         code = 2  # the exit code of a user error
         raise
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        code = 2
+        raise ReeditError(
+            f"the disk is full: writing {exc.filename or 'a file'} failed ({exc.strerror}). "
+            "Every record written so far is kept whole; free some space (or move the run "
+            f"folder), then rerun with run_dir={folder} to complete the run"
+        ) from None
     except KeyboardInterrupt:
         code = 130
         raise

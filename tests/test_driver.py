@@ -223,3 +223,27 @@ def test_constructor_and_value_checks_run_at_set_up(compose, tmp_path, overrides
     cfg = compose("dataset=re_edit", "dataset.path=/nowhere/RE-Edit.json", *overrides)
     with pytest.raises(ConfigError, match=message):
         run(cfg, run_dir=tmp_path)  # before the (missing) dataset is read
+
+
+def test_a_line_half_written_by_a_killed_rank_does_not_misplace_the_next_executions_mark(
+    tmp_path,
+):
+    """Found by the fault suite: a rank killed mid-line left a torn tail; the next execution's
+    marks counted it, and once the rank cut it and appended, the check after the barrier read
+    from the middle of a line (JSONDecodeError on every rerun)."""
+    from types import SimpleNamespace
+
+    from reedit.stages.driver import _check_complete, _ends
+
+    store = RecordStore(tmp_path, "edit", rank=1)
+    store.append({"key": "a", "status": "ok"})
+    store.close()
+    with open(store.path, "a", encoding="utf-8") as f:
+        f.write('{"key": "b", "sta')  # the rank was killed here
+    marks = _ends(store)
+    assert marks[store.path] == store.path.read_bytes().index(b"\n") + 1  # a's line, whole
+    rerun = RecordStore(tmp_path, "edit", rank=1)
+    rerun.append({"key": "b", "status": "ok"})
+    rerun.close()
+    pending = [SimpleNamespace(key="b")]
+    _check_complete(RecordStore(tmp_path, "edit"), marks, pending, "edit")  # b once, a not read

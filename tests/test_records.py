@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from PIL import Image
 import reedit.records as records_mod
 from reedit.records import (
     STATUSES,
+    ArtefactWriter,
+    Record,
     RecordStore,
     fingerprint,
     status_counts,
@@ -376,3 +379,37 @@ def test_across_rank_files_the_later_record_of_a_key_wins(tmp_path: Path) -> Non
     rec.close()
     stamp = RecordStore(tmp_path, "edit").load()["c"]["time"]
     assert len(stamp) == len("2026-12-02T10:00:01.000") and stamp[19] == "."
+
+
+def test_a_full_disk_is_the_runs_error_not_the_samples_and_names_the_file(tmp_path: Path):
+    """ENOSPC while an image is written: no error record (the unit stays to do, so a plain rerun
+    completes it), the error raised where the stage waits for its writes, naming the file."""
+    import errno
+
+    store = RecordStore(tmp_path, "edit")
+    writer = ArtefactWriter(store)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(records_mod, "write_image_atomic", lambda *a: (_ for _ in ()).throw(full))
+        writer.submit(
+            Image.new("RGB", (2, 2)), tmp_path / "a.png", Record("a", "s", "c", "ok", None)
+        )
+        with pytest.raises(OSError, match="No space left on device"):
+            writer.close()
+    assert store.load() == {}  # nothing recorded for it: still to do
+
+    class FullFile(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_open(path, mode):
+        Path(path).touch()
+        return FullFile()
+
+    import reedit.files as files_mod
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(files_mod, "open", full_open, raising=False)
+        with pytest.raises(OSError, match=r"No space left on device: '.*b\.png'"):
+            write_bytes_atomic(b"png", tmp_path / "b.png")
+    assert _leftovers(tmp_path) == []

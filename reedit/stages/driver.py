@@ -262,7 +262,11 @@ def drive(
         raise
     finally:
         try:
-            writer.close()
+            writer.close()  # an image write's error surfaces here at the latest
+        except BaseException as exc:
+            run.completed = False
+            run.error = run.error or f"{type(exc).__name__}: {exc}"[:500]
+            raise
         finally:
             store.close()
             run.wall_seconds = round(time.perf_counter() - started, 6)
@@ -289,8 +293,22 @@ def drive(
 
 
 def _ends(store: RecordStore) -> dict[Path, int]:
-    """Where each of the stage's record files ends now (this execution appends after it)."""
-    return {path: path.stat().st_size for path in store.files()}
+    """Where each of the stage's record files' complete lines end now: this execution appends
+    after that (a line left half written by a killed rank is cut before the first append)."""
+    return {path: _end_of_last_line(path) for path in store.files()}
+
+
+def _end_of_last_line(path: Path, chunk: int = 65536) -> int:
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - chunk)
+            f.seek(start)
+            found = f.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0
 
 
 def _check_complete(

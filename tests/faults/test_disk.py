@@ -1,0 +1,80 @@
+"""The disk filling up while a run writes an image or a record: a clear error naming the file,
+no corrupt record, and a plain rerun (after space is freed) completes the run to the result of
+an uninterrupted one. Two runs started on one folder at once: the second refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from digest import digest, stage_files
+
+from faults.harness import (
+    DEMO,
+    assert_kept,
+    log_tail,
+    record_lines,
+)
+from faults.injector import Fault
+
+pytestmark = pytest.mark.faults
+
+FULL = [
+    Fault("rename", 4, pattern="primary.png", action="enospc"),  # an edit's image
+    Fault("rename", 2, pattern="refined.png", action="enospc"),  # a re-edit's image
+    Fault("record", 15, "torn", action="enospc"),  # an analysis record, half written
+    Fault("record", 40, action="enospc"),  # a judgement record
+    Fault("stage_log", 2, action="enospc"),
+    Fault("rename", 1, pattern="metrics.json", action="enospc"),
+]
+
+
+@pytest.mark.parametrize("fault", FULL, ids=str)
+def test_a_full_disk_stops_the_run_clearly_and_a_rerun_completes_it(
+    runs, uninterrupted, tmp_path, fault
+):
+    folder = tmp_path / "run"
+    code = runs(folder, *DEMO, fault=fault)
+    log = log_tail(folder, 20000)
+    assert code == 2, log
+    assert "No space left on device" in log and "Traceback" not in log, log
+    assert f"rerun with run_dir={folder}" in log, log
+    for path in stage_files(folder):  # every complete line is a record
+        for line in record_lines(folder)[path.name].splitlines():
+            assert json.loads(line)["status"] == "ok", line
+    before = record_lines(folder)
+    assert runs(folder) == 0, log_tail(folder)
+    assert digest(folder) == uninterrupted
+    assert_kept(before, folder)
+
+
+def test_a_real_full_file_system_stops_the_run_and_a_rerun_after_growing_it_completes(
+    runs, uninterrupted, tmp_path
+):
+    """The same on a real 1.2 MB tmpfs (the demo's run folder needs about 2 MB): the kernel's
+    own ENOSPC, wherever it falls."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if made.returncode != 0:  # the injected faults above stand for it
+        pytest.skip(f"this machine does not let the tests mount a tmpfs: {made.stderr.strip()}")
+    try:
+        folder = mount / "run"
+        assert runs(folder, *DEMO) == 2, log_tail(folder)
+        assert "the disk is full" in log_tail(folder, 20000)
+        for lines in record_lines(folder).values():
+            assert all(json.loads(line)["status"] == "ok" for line in lines.splitlines())
+        before = record_lines(folder)
+        remount = ["mount", "-o", "remount,size=64m", str(mount)]
+        subprocess.run(remount, check=True, timeout=30)
+        assert runs(folder) == 0, log_tail(folder)
+        assert digest(folder) == uninterrupted
+        assert_kept(before, folder)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], timeout=30)
