@@ -48,10 +48,7 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 bench: install
-	$(BIN)/python benchmarks/pipeline_overhead.py
-	$(BIN)/python benchmarks/loader_memory.py
-	$(BIN)/python benchmarks/worker_overhead.py
-	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/suite.py
 
 # The own-environment models on their repositories' real code (needs the snapshots: see the
 # README). CI points REEDIT_EXTERNAL at them and turns a skipped test into a failure.

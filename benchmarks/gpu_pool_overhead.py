@@ -33,7 +33,7 @@ def sweep(folder: Path, *launcher: str) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def main() -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="reedit-bench-"))
     sweep(tmp / "warm")  # the source cache and the file system, once
     basic = min(sweep(tmp / f"basic{i}") for i in range(2))
@@ -44,6 +44,13 @@ def main() -> None:
     print(f"  basic launcher (in process, one at a time): {basic:.1f} s")
     print(f"  gpu_pool, 1 slot:  {one:.1f} s  -> +{(one - basic) / JOBS:.2f} s per job")
     print(f"  gpu_pool, 2 slots: {two:.1f} s  ({one / two:.2f}x the 1-slot sweep)")
+    return {
+        "jobs": JOBS,
+        "basic_s": round(basic, 2),
+        "pool_1_slot_s": round(one, 2),
+        "pool_2_slots_s": round(two, 2),
+        "extra_per_job_s": round((one - basic) / JOBS, 2),
+    }
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-"""Per-sample framework overhead of the edit stage (identity editor, 512x512 images).
+"""Per-sample framework overhead of the edit stage (identity editor, 512x512 or 1024x1024 images).
 
 overhead = (edit-stage wall time - bare loop time) / N, where the bare loop decodes each source
 and calls the same identity editor's model call; the framework adds validation, seeding, the PNG
 write of every output, its record and the progress bar. Target: <= 20 ms per sample.
 
-    python benchmarks/pipeline_overhead.py [N]
+    python benchmarks/pipeline_overhead.py [N] [SIDE]
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_folder(root: Path, n: int) -> None:
+def make_folder(root: Path, n: int, side: int = 512) -> None:
     rng = np.random.default_rng(0)
     cats = ["physical", "environmental", "cultural", "causal", "referential"]
     lines = []
-    y, x = np.mgrid[0:512, 0:512]
+    y, x = np.mgrid[0:side, 0:side]
     for i in range(n):
         # photo-like content: gradients plus sensor-like noise (sigma 6), different per sample
         smooth = np.stack([(x / 2 + i) % 256, (y / 2) % 256, ((x + y) / 4 + 3 * i) % 256], -1)
@@ -43,7 +43,7 @@ def make_folder(root: Path, n: int) -> None:
     (root / "samples.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
 
 
-def main(n: int = 200) -> dict:
+def main(n: int = 200, side: int = 512) -> dict:
     from hydra import compose, initialize_config_dir
 
     from reedit.cli import config_dir
@@ -57,7 +57,7 @@ def main(n: int = 200) -> dict:
         tmp = Path(tmp)
         data = tmp / "data"
         data.mkdir()
-        make_folder(data, n)
+        make_folder(data, n, side)
         cache = tmp / "cache"
         overrides = [
             f"dataset.root={data}",
@@ -88,7 +88,7 @@ def main(n: int = 200) -> dict:
         bare = time.perf_counter() - t0
     result = {
         "n": n,
-        "image_size": "512x512",
+        "image_size": f"{side}x{side}",
         "run_seconds": round(framework, 3),
         "bare_loop_seconds": round(bare, 3),
         "overhead_ms_per_sample": round(1000 * (framework - bare) / n, 2),
@@ -99,4 +99,4 @@ def main(n: int = 200) -> dict:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    main(*(int(a) for a in sys.argv[1:3]))

@@ -63,7 +63,7 @@ def stage_wall(runs: list[dict]) -> float:
     return max(r["wall_seconds"] - r["load_seconds"] for r in runs)
 
 
-def main() -> None:
+def main() -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="reedit-scaling-"))
     data = dataset(tmp / "data")
     results = {}
@@ -93,7 +93,18 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     import gpu_pool_overhead
 
-    gpu_pool_overhead.main()
+    return {
+        "samples": SAMPLES,
+        "one_process": {"stage_s": round(one[1], 3), "end_to_end_s": round(one[0], 2)},
+        "two_ranks": {"stage_s": round(two[1], 3), "end_to_end_s": round(two[0], 2)},
+        "speedup_stage": round(one[1] / two[1], 3),
+        "speedup_end_to_end": round(one[0] / two[0], 3),
+        "target_speedup": 1.7,
+        "skew10_busy_s": [round(b, 3) for b in busy],
+        "skew10_slowest_over_mean": round(max(busy) / mean, 3),
+        "target_balance": 1.15,
+        "gpu_pool": gpu_pool_overhead.main(),
+    }
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def per_request(editor, source: Path, out: Path) -> list[float]:
     return times[5:]  # warm
 
 
-def main() -> None:
+def main() -> dict:
     import numpy as np
     from PIL import Image
 
@@ -66,6 +66,14 @@ def main() -> None:
         f"worker start without a model load: median {statistics.median(starts) * 1e3:.0f} ms "
         f"(of {len(starts)})\n"
     )
+    return {
+        "requests": len(a),
+        "in_process_ms": round(ma, 1),
+        "worker_ms": round(mb, 1),
+        "worker_extra_ms": round(mb - ma, 1),
+        "worker_start_ms": round(statistics.median(starts) * 1e3),
+        "target_extra_ms": 15,
+    }
 
 
 if __name__ == "__main__":

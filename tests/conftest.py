@@ -39,12 +39,24 @@ REAL_MODELS = (
 SCRIPTED = ("dataset=demo", "refiner=scripted", "judge=scripted", "progress=false")
 
 
+# The tiny models the tests build (pipelines, the trained judge and refiner) are kept between test
+# sessions here: each build's folder is named by its recipe's version and checked against the
+# fingerprint of the code that builds it (reedit/testing), so an edited recipe is built again.
+# .ci/run empties it once per run, so CI still builds every one of them cold once.
+TEST_CACHE = Path(os.environ.get("REEDIT_TEST_CACHE") or Path.home() / ".cache" / "reedit-tests")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
-    """Decoded sources and tiny models go to a per-session cache, never to the user's home
-    (session-scoped so that module fixtures building tiny models see it too)."""
+    """Decoded sources go to a per-session cache, never to the user's home; tiny models to the
+    persistent, recipe-keyed :data:`TEST_CACHE` (session-scoped so that module fixtures building
+    tiny models see it too)."""
+    cache = tmp_path_factory.getbasetemp() / "reedit-cache"
+    (TEST_CACHE / "tiny").mkdir(parents=True, exist_ok=True)
+    cache.mkdir(exist_ok=True)
+    (cache / "tiny").symlink_to(TEST_CACHE / "tiny", target_is_directory=True)
     mp = pytest.MonkeyPatch()
-    mp.setenv("REEDIT_CACHE", str(tmp_path_factory.getbasetemp() / "reedit-cache"))
+    mp.setenv("REEDIT_CACHE", str(cache))
     yield
     mp.undo()
 

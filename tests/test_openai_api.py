@@ -25,116 +25,16 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from openai_server import SNAPSHOT, FakeServer, Response, completion, sequence
 from PIL import Image
 
 from reedit.config import instantiate
 from reedit.judge import Judge, JudgeRequest
 from reedit.models.vlm.base import image, text
 from reedit.models.vlm.openai_api import OpenAIVLM, retry_after
-
-SNAPSHOT = "gpt-4o-2024-08-06"
-
-
-# ----------------------------------------------------------------------------- the fake server
-@dataclass
-class Response:
-    status: int = 200
-    body: Any = None  # dict: JSON; bytes/str: sent as is
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-def completion(content: str | None = "hello", finish: str = "stop", **extra: Any) -> dict:
-    message = {"role": "assistant", "content": content, **extra.pop("message", {})}
-    choice = {"index": 0, "message": message, "finish_reason": finish, **extra}
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": SNAPSHOT,
-        "system_fingerprint": "fp_test",
-        "choices": [choice],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
-    }
-
-
-class FakeServer:
-    """Records every request (path, headers, JSON body) and answers ``responder(n, body)``,
-    n being the 0-based arrival index; counts requests being processed at once."""
-
-    def __init__(self, responder: Callable[[int, dict], Response]) -> None:
-        self.responder = responder
-        self.requests: list[dict[str, Any]] = []
-        self.arrivals: list[float] = []
-        self.inflight = self.max_inflight = 0
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.loads(raw)
-                with fake.lock:
-                    n = len(fake.requests)
-                    fake.requests.append(
-                        {
-                            "path": self.path,
-                            "headers": {k.lower(): v for k, v in self.headers.items()},
-                            "body": body,
-                        }
-                    )
-                    fake.arrivals.append(time.monotonic())
-                    fake.inflight += 1
-                    fake.max_inflight = max(fake.max_inflight, fake.inflight)
-                try:
-                    resp = fake.responder(n, body)
-                    time.sleep(resp.delay)
-                finally:
-                    with fake.lock:  # before answering: the client may send its next one at once
-                        fake.inflight -= 1
-                payload = resp.body
-                if isinstance(payload, dict):
-                    payload = json.dumps(payload)
-                if isinstance(payload, str):
-                    payload = payload.encode()
-                try:
-                    self.send_response(resp.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload or b"")))
-                    for k, v in resp.headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(payload or b"")
-                except OSError:  # the client gave up (timeout)
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def sequence(*responses: Response) -> Callable[[int, dict], Response]:
-    """The n-th request gets the n-th response (the last one repeats)."""
-    return lambda n, _body: responses[min(n, len(responses) - 1)]
 
 
 @pytest.fixture
@@ -311,11 +211,12 @@ def test_429_honours_retry_after(serve, pictures, header, value, wait):
             Response(body=completion()),
         )
     )
-    vlm = backend(server, backoff_max=5.0)
+    # without the hint the backoff would wait about 0.01 s: a wait of the hint is the hint's
+    vlm = backend(server, backoff_base=0.01, backoff_max=5.0)
     (reply,) = vlm.chat([conv(pictures)], 4)
     assert reply.ok and len(server.requests) == 2
     waited = server.arrivals[1] - server.arrivals[0]
-    assert wait <= waited < wait + 1.0
+    assert wait <= waited < 5.0  # the hint, never backoff_max (slack for a loaded machine)
     vlm.close()
 
 
@@ -354,11 +255,11 @@ def test_a_slow_answer_times_out_and_is_retried(serve, pictures):
     server = serve(
         sequence(Response(body=completion("late"), delay=1.5), Response(body=completion("on time")))
     )
-    vlm = backend(server, timeout=0.3)
-    t0 = time.monotonic()
+    vlm = backend(server, timeout=0.3, backoff_base=0.01)
     (reply,) = vlm.chat([conv(pictures)], 4)
     assert reply.text == "on time" and len(server.requests) == 2
-    assert time.monotonic() - t0 < 1.2  # gave up on the slow one, did not wait for it
+    # gave up on the slow one: the retry arrived before the slow answer was even sent
+    assert server.arrivals[1] - server.arrivals[0] < 1.5
 
     server = serve(sequence(Response(body=completion(), delay=1.0)))
     vlm = backend(server, timeout=0.2, max_retries=1)

@@ -225,3 +225,42 @@ def test_flat_metrics_have_readable_keys(compose, tmp_path):
     flat = flat_metrics(metrics)
     assert flat["stages/edit/ok"] == 10 and flat["n_samples"] == 10
     assert all("/" in k or k in ("n_samples", "best_category", "worst_category") for k in flat)
+
+
+def test_no_secret_reaches_any_file_of_a_run_with_a_worker_an_api_judge_and_wandb(tmp_path):
+    """OPENAI_API_KEY, WANDB_API_KEY and HF_TOKEN set to a sentinel; the editor in a worker
+    process (its log lines in the run's log), the judge behind an OpenAI-compatible server on
+    127.0.0.1 (sent the key), the offline W&B run: no file of the run folder holds the key."""
+    from conftest import TEST_CONF, TESTS
+    from openai_server import FakeServer, Response, completion
+
+    verdict = json.dumps({"verdict": "yes", "reasoning": "ok", "score": 8})
+    server = FakeServer(lambda n, body: Response(body=completion(verdict)))
+    folder = tmp_path / "run"
+    worker = f"{{kind:worker,python:'{sys.executable}',repo_path:'{TESTS}'}}"
+    try:
+        proc = _wandb(
+            tmp_path,
+            f"hydra.searchpath=[{TEST_CONF}]",
+            "model=slow_identity",
+            f"+model.runtime={worker}",
+            "limit=1",
+            "judge=openai",
+            f"judge.vlm.base_url={server.url}",
+            "judge.vlm.model=gpt-test",
+            "judge.cache=false",
+            f"run_dir={folder}",
+            WANDB_MODE="offline",
+            **{k: SENTINEL for k in ("OPENAI_API_KEY", "WANDB_API_KEY", "HF_TOKEN")},
+        )
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert server.requests  # the judge was asked, with the key
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {SENTINEL}"
+    assert "(worker)" in (folder / "reedit.log").read_text()  # the worker's lines are there
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert any("wandb" in p.parts for p in files) and (folder / "records/judge.jsonl").is_file()
+    leaks = [str(p.relative_to(folder)) for p in files if SENTINEL.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert SENTINEL not in proc.stdout + proc.stderr

@@ -1,8 +1,12 @@
-"""A fast PNG encoder for RGB outputs: the Sub row filter (vectorised) and zlib.
+"""A fast PNG encoder for RGB outputs: the Sub row filter (vectorised) and ISA-L's deflate.
 
-About twice as fast as Pillow's encoder at the same size (its adaptive filtering runs in Python
-and holds the GIL); ``zlib.compress`` releases the GIL, so several images encode in parallel
-threads while the model works. Output is a standard 8-bit RGB PNG any reader decodes.
+Deflate is where the time goes: zlib at level 1 takes 75 ms for a 1024x1024 image of noise (what
+random-weight models make; a drawn scene: 6 ms), ISA-L (``isal``, Intel's storage library's
+deflate) 4 ms at the same size, and 0.6 ms for the scene at a smaller one. So an output costs a
+few milliseconds even where the model keeps every core busy. Where ``isal`` is not installed (a
+model's own environment running a worker) zlib does the same job. Both release the GIL, so
+images encode in background threads while the model works. Output is a standard 8-bit RGB PNG
+any reader decodes.
 """
 
 from __future__ import annotations
@@ -12,6 +16,19 @@ import zlib
 from typing import Any
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _deflate(data: bytes, level: int) -> bytes:
+    """A zlib stream of ``data``: level 0 stores, 1-9 compress (ISA-L's levels 1-3 where it is
+    installed: 1 for 1, 2 for 2-5, 3 for 6-9)."""
+    if level > 0:
+        try:
+            from isal import isal_zlib
+        except ImportError:
+            pass
+        else:
+            return isal_zlib.compress(data, 1 if level == 1 else 2 if level <= 5 else 3)
+    return zlib.compress(data, level)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -34,6 +51,6 @@ def encode_png(image: Any, compress_level: int = 1) -> bytes:
     return (
         _SIGNATURE
         + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level))
+        + _chunk(b"IDAT", _deflate(rows.tobytes(), compress_level))
         + _chunk(b"IEND", b"")
     )
