@@ -34,7 +34,7 @@ from PIL import Image
 from reedit.config import instantiate
 from reedit.judge import Judge, JudgeRequest
 from reedit.models.vlm.base import image, text
-from reedit.models.vlm.openai_api import OpenAIVLM, retry_after
+from reedit.models.vlm.openai_api import OpenAIVLM
 
 
 @pytest.fixture
@@ -57,8 +57,7 @@ def backend(server: FakeServer, **kwargs: Any) -> OpenAIVLM:
         "api_key_env": None,
         "timeout": 5.0,
         "max_retries": 2,
-        "backoff_base": 0.01,
-        "backoff_max": 0.05,
+        "backoff_base": 0.01,  # a malformed body's retry (the client's own: 0.5 s and up)
     }
     vlm = OpenAIVLM(**(options | kwargs))
     vlm.load()
@@ -211,20 +210,12 @@ def test_429_honours_retry_after(serve, pictures, header, value, wait):
             Response(body=completion()),
         )
     )
-    # without the hint the backoff would wait about 0.01 s: a wait of the hint is the hint's
-    vlm = backend(server, backoff_base=0.01, backoff_max=5.0)
+    vlm = backend(server)
     (reply,) = vlm.chat([conv(pictures)], 4)
     assert reply.ok and len(server.requests) == 2
     waited = server.arrivals[1] - server.arrivals[0]
-    assert wait <= waited < 5.0  # the hint, never backoff_max (slack for a loaded machine)
+    assert wait <= waited < wait + 3.0  # the hint (slack for a loaded machine)
     vlm.close()
-
-
-def test_retry_after_http_date_and_garbage():
-    from email.utils import formatdate
-
-    assert 0 < retry_after({"Retry-After": formatdate(time.time() + 30, usegmt=True)}) <= 30
-    assert retry_after({"Retry-After": "soon"}) is None and retry_after({}) is None
 
 
 def test_500_then_success_and_persistent_500_gives_up(serve, pictures):
@@ -255,7 +246,7 @@ def test_a_slow_answer_times_out_and_is_retried(serve, pictures):
     server = serve(
         sequence(Response(body=completion("late"), delay=1.5), Response(body=completion("on time")))
     )
-    vlm = backend(server, timeout=0.3, backoff_base=0.01)
+    vlm = backend(server, timeout=0.3)
     (reply,) = vlm.chat([conv(pictures)], 4)
     assert reply.text == "on time" and len(server.requests) == 2
     # gave up on the slow one: the retry arrived before the slow answer was even sent
@@ -289,7 +280,6 @@ def test_a_dead_server_is_a_connection_error(pictures):
         model=SNAPSHOT,
         api_key_env=None,
         max_retries=1,
-        backoff_base=0.01,
     )
     (reply,) = vlm.chat([conv(pictures)], 4)
     assert reply.error_type == "ConnectionError"
@@ -515,7 +505,6 @@ def test_a_real_transformers_serve_answers_through_the_judge(transformers_serve,
         max_concurrency=2,
         timeout=30,
         max_retries=1,
-        backoff_base=0.1,
         max_side=32,
     )
     replies = vlm.chat([conv(pictures, "Is it red?"), conv(pictures[::-1], "Is it blue?")], 8)

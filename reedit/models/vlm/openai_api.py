@@ -1,33 +1,32 @@
 """Any OpenAI-compatible ``/v1/chat/completions`` endpoint as a VLM: OpenAI (GPT-4o, GPT-4.1),
 Azure OpenAI, ``vllm serve``, ``transformers serve``.
 
-Standard library only (``urllib.request`` and a thread pool). Images travel as PNG data URIs,
-optionally downscaled to ``max_side``. The API key is read from the environment variable named
-by ``api_key_env`` (never from the config, never recorded). At most ``max_concurrency`` requests
-are in flight; 429, 408, 409, 5xx, timeouts, dropped connections and malformed bodies are retried
-with exponential backoff and jitter, honouring ``Retry-After`` (it pauses every worker). A
-refusal or a content-filter answer is a reply with ``refused=True`` (recorded ``unscored`` with
-its reason, not retried). With ``logprobs: true`` the first answer token's ``top_logprobs`` give
-``{"yes": P, "no": P}`` for ``judge.decision=logprob``. Each reply's ``model`` is the ``model``
-string the server returned (the exact snapshot, e.g. ``gpt-4o-2024-08-06``).
+The transport is the ``openai`` package's client (imported in ``load()``): kept-alive connections,
+timeouts, retries of 408, 409, 429, 5xx, timeouts and dropped connections with its exponential
+backoff (0.5 s doubling to 8 s, jittered), ``Retry-After`` / ``retry-after-ms`` honoured up to two
+minutes. Around it, reedit keeps what the client does not do: at most ``max_concurrency`` requests
+in flight (a thread pool), a 200 whose body is not a usable completion retried like a failed
+request, and a refusal or a content-filter answer turned into a reply with ``refused=True``
+(recorded ``unscored`` with its reason, not retried). Images travel as PNG data URIs, optionally
+downscaled to ``max_side``. The API key is read from the environment variable named by
+``api_key_env`` (never from the config, never recorded); without one, or for Azure (the key in an
+``api-key`` header), no ``Authorization`` header is sent. With ``logprobs: true`` the first answer
+token's ``top_logprobs`` give ``{"yes": P, "no": P}`` for ``judge.decision=logprob``. Each reply's
+``model`` is the ``model`` string the server returned (the exact snapshot, e.g.
+``gpt-4o-2024-08-06``).
 """
 
 from __future__ import annotations
 
 import base64
-import email.utils
-import http.client
 import io
 import json
 import logging
 import math
 import os
 import random
-import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,19 +37,11 @@ from reedit.settings import MISSING, runtime_field
 
 log = logging.getLogger(__name__)
 
-# HTTP statuses worth another try (as the official clients do); every 5xx is retried too.
+# HTTP statuses the client retries (every 5xx too): a reply that still carries one gave up.
 RETRY_STATUSES = frozenset({408, 409, 429})
 # Error codes of a 4xx body that mean the input was filtered (Azure, OpenAI image moderation).
 FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class _Transient(Exception):
-    """A failure worth retrying; ``retry_after`` is the server's hint in seconds."""
-
-    def __init__(self, error_type: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.error_type, self.retry_after = error_type, retry_after
 
 
 class OpenAIVLM(VLM):
@@ -76,6 +67,8 @@ class OpenAIVLM(VLM):
         max_concurrency: int = runtime_field(8)
         timeout: float = runtime_field(120.0)
         max_retries: int = runtime_field(6)
+        # the backoff of the retries reedit makes itself (a 200 whose body is no completion);
+        # the client's own retries follow its schedule
         backoff_base: float = runtime_field(1.0)
         backoff_max: float = runtime_field(60.0)
         max_tokens_param: str = runtime_field("max_tokens")
@@ -101,14 +94,10 @@ class OpenAIVLM(VLM):
         s = self.settings
         self.base_url = str(s.base_url).rstrip("/")
         self.supports_logprobs = s.logprobs  # judge.decision=logprob needs `logprobs: true`
-        self.url = f"{self.base_url}/chat/completions"
-        if s.api_version:
-            self.url += "?" + urllib.parse.urlencode({"api-version": s.api_version})
         self._key: str | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._opener: urllib.request.OpenerDirector | None = None
-        self._pause_until = 0.0  # monotonic time before which no request is sent (429)
-        self._lock = threading.Lock()
+        self._client: Any = None
+        self._headers: dict[str, Any] = {}
         self._warned_logprobs = False
 
     def __repr__(self) -> str:
@@ -132,18 +121,33 @@ class OpenAIVLM(VLM):
                     "a local server without a key"
                 )
             self._key = key
+        import openai
+
+        s = self.settings
         host = urllib.parse.urlsplit(self.base_url).hostname or ""
-        # A local server is never reached through an HTTP(S)_PROXY from the environment.
-        handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []
-        self._opener = urllib.request.build_opener(*handlers)
-        self._pool = ThreadPoolExecutor(
-            self.settings.max_concurrency, thread_name_prefix="openai-vlm"
+        self._client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=self._key or "no-key",  # the client wants one; it is not sent (headers)
+            timeout=s.timeout,
+            max_retries=s.max_retries,
+            default_query={"api-version": s.api_version} if s.api_version else None,
+            # a local server is never reached through an HTTP(S)_PROXY from the environment
+            http_client=openai.DefaultHttpxClient(trust_env=False) if host in LOOPBACK else None,
         )
+        headers: dict[str, Any] = dict(s.extra_headers)
+        if not self._key or s.azure:
+            headers["Authorization"] = openai.Omit()
+        if self._key and s.azure:
+            headers["api-key"] = self._key
+        self._headers = headers
+        self._pool = ThreadPoolExecutor(s.max_concurrency, thread_name_prefix="openai-vlm")
 
     def _close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        self._pool = self._opener = self._key = None
+        if self._client is not None:
+            self._client.close()
+        self._pool = self._client = self._key = None
 
     # -- chat ------------------------------------------------------------------------------------
     def _chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[VLMReply]:
@@ -195,97 +199,66 @@ class OpenAIVLM(VLM):
                 raise ValueError(f"unknown content item type {c['type']!r}")
         return {"role": msg["role"], "content": parts}
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._key and self.settings.azure:
-            headers["api-key"] = self._key
-        elif self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        return headers | self.settings.extra_headers
-
     def _request(self, body: dict[str, Any]) -> VLMReply:
-        data = json.dumps(body).encode()
-        last: _Transient | None = None
-        for attempt in range(self.settings.max_retries + 1):
-            self._wait_for_pause()
-            try:
-                return self._attempt(data)
-            except _Transient as exc:
-                last = exc
-            if attempt == self.settings.max_retries:
-                break
-            delay = self._delay(attempt, last.retry_after)
-            if last.retry_after is not None:
-                with self._lock:  # the whole client backs off, not only this request
-                    self._pause_until = max(self._pause_until, time.monotonic() + delay)
-            log.warning(
-                "%s: %s: %s; retry %d/%d in %.2f s",
-                self.settings.model,
-                last.error_type,
-                last,
-                attempt + 1,
-                self.settings.max_retries,
-                delay,
-            )
-            time.sleep(delay)
-        assert last is not None
+        """One conversation through the client (which retries what HTTP says is transient); a
+        200 whose body is no usable completion is asked again, up to ``max_retries`` times."""
+        tries = self.settings.max_retries + 1
+        for attempt in range(tries):
+            reply, malformed = self._attempt(body)
+            if malformed is None:
+                return reply
+            if attempt + 1 < tries:
+                s = self.settings
+                delay = min(s.backoff_max, s.backoff_base * 2**attempt) * random.uniform(0.75, 1)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.2f s",
+                    self.settings.model,
+                    malformed,
+                    attempt + 1,
+                    tries - 1,
+                    delay,
+                )
+                time.sleep(delay)
         return VLMReply(
             None,
-            error_type=last.error_type,
-            error=f"{last} (gave up after {self.settings.max_retries + 1} attempts)",
+            error_type="MalformedResponse",
+            error=f"{malformed} (gave up after {tries} attempts)",
         )
 
-    def _attempt(self, data: bytes) -> VLMReply:
-        """One HTTP request: a reply, or :class:`_Transient`; other errors raise."""
-        assert self._opener is not None
-        req = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
+    def _attempt(self, body: dict[str, Any]) -> tuple[VLMReply | None, str | None]:
+        """The reply, or (None, why the body was unusable)."""
+        import openai
+
+        gave_up = f"gave up after {self.settings.max_retries + 1} attempts"
         try:
-            with self._opener.open(req, timeout=self.settings.timeout) as resp:
-                status, headers, raw = resp.status, resp.headers, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, headers = exc.code, exc.headers
-            try:
-                raw = exc.read()
-            except (OSError, http.client.HTTPException):
-                raw = b""
-        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
-                raise _Transient("Timeout", f"no answer within {self.settings.timeout} s") from None
-            raise _Transient(
-                "ConnectionError", f"{type(exc).__name__}: {self._redact(str(reason))}"
-            ) from None
-        if status == 200:
-            try:
-                return self.parse_reply(json.loads(raw))
-            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-                raise _Transient(
-                    "MalformedResponse",
-                    f"unusable response body ({type(exc).__name__}: {exc}): "
-                    f"{self._redact(raw[:200].decode('utf-8', 'replace'))!r}",
-                ) from None
-        text = self._redact(raw[:500].decode("utf-8", "replace"))
-        if status in RETRY_STATUSES or status >= 500:
-            raise _Transient(f"HTTP{status}", f"HTTP {status}: {text}", retry_after(headers))
-        filtered = _filter_error(raw)
-        if filtered is not None:
-            return VLMReply(None, error_type="ContentFilter", error=filtered, refused=True)
-        return VLMReply(None, error_type=f"HTTP{status}", error=f"HTTP {status}: {text}")
-
-    def _delay(self, attempt: int, hint: float | None) -> float:
-        """Seconds before the next try: the server's hint (bounded by ``backoff_max``) plus a
-        little jitter, or exponential backoff with equal jitter."""
-        if hint is not None:
-            hint = min(max(hint, 0.0), self.settings.backoff_max)
-            return hint + random.uniform(0, min(1.0, 0.1 * hint))
-        cap = min(self.settings.backoff_max, self.settings.backoff_base * 2**attempt)
-        return cap / 2 + random.uniform(0, cap / 2)
-
-    def _wait_for_pause(self) -> None:
-        with self._lock:
-            wait = self._pause_until - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+            raw = self._client.chat.completions.with_raw_response.create(
+                **body, extra_headers=self._headers
+            )
+        except openai.APITimeoutError:
+            error = f"no answer within timeout={self.settings.timeout:g} s ({gave_up})"
+            return VLMReply(None, error_type="Timeout", error=error), None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            error = f"{type(cause).__name__}: {self._redact(str(cause))} ({gave_up})"
+            return VLMReply(None, error_type="ConnectionError", error=error), None
+        except openai.APIStatusError as exc:
+            status, content = exc.status_code, exc.response.content
+            text = self._redact(content[:500].decode("utf-8", "replace"))
+            filtered = _filter_error(content)
+            if filtered is not None:
+                return VLMReply(
+                    None, error_type="ContentFilter", error=filtered, refused=True
+                ), None
+            error = f"HTTP {status}: {text}"
+            if status in RETRY_STATUSES or status >= 500:
+                error += f" ({gave_up})"
+            return VLMReply(None, error_type=f"HTTP{status}", error=error), None
+        content = raw.http_response.content
+        try:
+            return self.parse_reply(json.loads(content)), None
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            shown = self._redact(content[:200].decode("utf-8", "replace"))
+            return None, f"unusable response body ({type(exc).__name__}: {exc}): {shown!r}"
 
     def _redact(self, s: str) -> str:
         return s.replace(self._key, "***") if self._key else s
@@ -381,30 +354,6 @@ def png_data_uri(path: str, max_side: int | None = None) -> str:
     buf = io.BytesIO()
     rgb.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _filter_reason(choice: dict[str, Any]) -> str:
