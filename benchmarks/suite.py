@@ -69,8 +69,8 @@ def run_one(module: str, args: list) -> dict:
     seconds = round(time.perf_counter() - t0, 1)
     try:
         if proc.returncode != 0:
-            return {"error": f"exit code {proc.returncode}", "seconds": seconds}
-        return {**json.loads(Path(out).read_text()), "seconds": seconds}
+            return {"error": f"exit code {proc.returncode}", "suite_seconds": seconds}
+        return {**json.loads(Path(out).read_text()), "suite_seconds": seconds}
     finally:
         os.unlink(out)
 
