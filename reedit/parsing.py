@@ -149,13 +149,17 @@ def extract_json_object(text: str) -> dict:
         raise ParseError(f"judge reply must be a string, got {type(text).__name__}")
     best: dict | None = None
     best_len = -1
+    first_error: str | None = None  # why the first '{' did not start an object
     # raw_decode from each '{' finds the (unique) JSON object starting there, at any nesting
     # depth and with braces inside strings handled; this is exactly the set of `{...}`
     # substrings that parse as objects.
     for start in (i for i, ch in enumerate(text) if ch == "{"):
         try:
             obj, end = _DECODER.raw_decode(text, start)
-        except (ValueError, RecursionError):  # RecursionError: very deep nesting
+        except (ValueError, RecursionError) as exc:  # RecursionError: very deep nesting
+            if first_error is None:
+                first_error = getattr(exc, "msg", type(exc).__name__)
+                first_error += f" at character {getattr(exc, 'pos', start)}"
             continue
         if isinstance(obj, dict) and end - start > best_len:
             best, best_len = obj, end - start
@@ -168,7 +172,12 @@ def extract_json_object(text: str) -> dict:
     obj = _loads_object(text)
     if obj is not None:
         return obj
-    raise ParseError("no JSON object found")
+    if first_error is None:
+        raise ParseError("no JSON object found (no '{' in the reply)")
+    hint = ""
+    if _TRAILING_COMMA_RE.search(text):
+        hint = "; it has a trailing comma before '}' or ']' (judge.parse=lenient repairs that)"
+    raise ParseError(f"no JSON object found: {first_error}{hint}")
 
 
 _TRAILING_COMMA_RE = re.compile(r",\s*([}\]])")

@@ -298,11 +298,24 @@ def test_parse_judge_reply_ok(text: str, kind: str, value: object, reasoning: st
 
 
 BAD_REPLIES = [
-    pytest.param("no json here", "verdict", "no JSON object found", id="no-json"),
-    pytest.param("{'score': 'yes'}", "verdict", "no JSON object found", id="single-quotes"),
-    pytest.param('{"score": 5,}', "score", "no JSON object found", id="trailing-comma"),
+    pytest.param("no json here", "verdict", "no JSON object found (no '{'", id="no-json"),
     pytest.param(
-        '{"score": [5, 6], "reasoning": "cut o', "pair", "no JSON object found", id="trunc"
+        "{'score': 'yes'}",
+        "verdict",
+        "no JSON object found: Expecting property name enclosed in double quotes at character 1",
+        id="single-quotes",
+    ),
+    pytest.param(
+        '{"score": 5,}',
+        "score",
+        "at character 12; it has a trailing comma before '}' or ']' (judge.parse=lenient",
+        id="trailing-comma",
+    ),
+    pytest.param(
+        '{"score": [5, 6], "reasoning": "cut o',
+        "pair",
+        "no JSON object found: Unterminated string",
+        id="trunc",
     ),
     pytest.param('{"reasoning": "forgot"}', "verdict", "'score' missing", id="missing-score"),
     pytest.param('{"Score": 5}', "score", "'score' missing", id="score-key-case"),
