@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -232,10 +233,14 @@ print(m.worker.ready["pid"], flush=True)
 time.sleep(120)
 """
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    pid = int(parent.stdout.readline())
-    assert psutil.pid_exists(pid)
-    parent.kill()  # SIGKILL: no clean-up code runs in the parent
-    parent.wait(timeout=30)
+    try:
+        ready, _, _ = select.select([parent.stdout], [], [], 120)  # no readline without a deadline
+        assert ready, "the parent never reported its worker's pid"
+        pid = int(parent.stdout.readline())
+        assert psutil.pid_exists(pid)
+    finally:
+        parent.kill()  # SIGKILL: no clean-up code runs in the parent
+        parent.wait(timeout=30)
     deadline = time.monotonic() + 15
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie":
         assert time.monotonic() < deadline, "the orphaned worker did not exit"
