@@ -27,6 +27,7 @@ from PIL import Image
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled")
 DEMO = ["dataset=demo", "model=identity", "executor=tiny_flux2", "refiner=tiny_qwen25_vl_refiner"]
 DEMO += ["judge=tiny_qwen3_vl_judge", "judge.cache=false", "progress=false"]
+GROUPS = ("model", "executor", "refiner", "judge")
 
 
 def timed(*args: str, cwd: Path, repeat: int = 1) -> tuple[float, str]:
@@ -67,7 +68,8 @@ def main(n: int = 1000) -> dict:
     helped, _ = timed("-m", "reedit", "--help", cwd=tmp, repeat=3)
 
     demo_wall, demo_log = timed("-m", "reedit", *DEMO, f"run_dir={tmp / 'demo'}", cwd=tmp)
-    distinct = 4  # identity editor, the refiner's and the judge's tiny VLMs, the tiny FLUX.2
+    # the distinct models the run names: the groups given a model other than none
+    distinct = sum(not a.endswith("=none") for a in DEMO if a.split("=")[0] in GROUPS)
 
     data = folder_dataset(tmp / "data", n)
     big = ["dataset=folder", f"dataset.root={data}", "model=identity", "refiner=none"]
@@ -90,6 +92,9 @@ def main(n: int = 1000) -> dict:
         },
     }
     print(json.dumps(result, indent=2))
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     return result
 
 

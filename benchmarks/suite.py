@@ -65,7 +65,11 @@ def run_one(module: str, args: list) -> dict:
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], env=env, timeout=3600)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, timeout=3600)
+    except subprocess.TimeoutExpired:
+        os.unlink(out)
+        return {"error": "no result within 3600 s", "suite_seconds": 3600}
     seconds = round(time.perf_counter() - t0, 1)
     try:
         if proc.returncode != 0:
@@ -171,6 +175,8 @@ def main() -> int:
     if args.only and Path(args.out).is_file():  # the others' results stay as they were
         results = json.loads(Path(args.out).read_text())
     results |= {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    if args.only:
+        results["rerun"] = {"names": args.only, "date": results["date"]}
     for name, (module, margs) in BENCHMARKS.items():
         if args.only and name not in args.only:
             continue
@@ -184,7 +190,10 @@ def main() -> int:
     for f, v, t, m in table:
         print(f"| {f} | {v} | {t} | {'—' if m is None else 'yes' if m else 'NO'} |")
     print(f"\nwritten: {args.out}")
-    return 0
+    failed = [n for n, r in results.items() if isinstance(r, dict) and "error" in r]
+    if failed:
+        print(f"benchmarks that failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

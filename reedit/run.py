@@ -171,6 +171,8 @@ def _top_level_problems(cfg: DictConfig) -> list[str]:
         out.append(f"report.thumb_size must be >= 16 (px), got {cfg.report.thumb_size}")
     if not 0.0 <= float(cfg.max_error_rate) <= 1.0:
         out.append(f"max_error_rate must be within 0..1, got {cfg.max_error_rate}")
+    if not 0 <= int(cfg.png_compress_level) <= 9:
+        out.append(f"png_compress_level must be within 0..9, got {cfg.png_compress_level}")
     if cfg.sources not in SOURCE_MODES:
         out.append(f"sources must be one of {', '.join(SOURCE_MODES)}, got '{cfg.sources}'")
     return out

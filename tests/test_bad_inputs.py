@@ -121,6 +121,7 @@ CONFIGS = [
     (["categories=[physics]"], r"unknown category 'physics'.*Did you mean 'physical'\?"),
     (["max_error_rate=2"], r"max_error_rate must be within 0\.\.1, got 2"),
     (["report.thumb_size=0"], r"report\.thumb_size must be >= 16"),
+    (["png_compress_level=12"], r"png_compress_level must be within 0\.\.9, got 12"),
     (["dataset.max_pixels=abc"], r"dataset\.max_pixels"),
 ]
 

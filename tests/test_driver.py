@@ -247,3 +247,12 @@ def test_a_line_half_written_by_a_killed_rank_does_not_misplace_the_next_executi
     rerun.close()
     pending = [SimpleNamespace(key="b")]
     _check_complete(RecordStore(tmp_path, "edit"), marks, pending, "edit")  # b once, a not read
+    # the torn rank claims nothing in the rerun: its tail stays, another rank records the unit
+    with open(store.path, "a", encoding="utf-8") as f:
+        f.write('{"key": "c", "sta')
+    marks = _ends(RecordStore(tmp_path, "edit"))
+    other = RecordStore(tmp_path, "edit", rank=0)
+    other.append({"key": "c", "status": "ok"})
+    other.close()
+    pending = [SimpleNamespace(key="c")]
+    _check_complete(RecordStore(tmp_path, "edit"), marks, pending, "edit")

@@ -413,3 +413,38 @@ def test_a_full_disk_is_the_runs_error_not_the_samples_and_names_the_file(tmp_pa
         with pytest.raises(OSError, match=r"No space left on device: '.*b\.png'"):
             write_bytes_atomic(b"png", tmp_path / "b.png")
     assert _leftovers(tmp_path) == []
+
+
+def test_only_temporaries_of_ended_writers_of_this_host_are_removed(tmp_path: Path) -> None:
+    """What a killed write left is removed when the next run starts; a live writer's (a rank,
+    a worker, another machine) and another run's folder are left alone."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from reedit.files import remove_temporaries
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead, host = int(ended.stdout), socket.gethostname()
+    names = {
+        "dead": f"images/a/.primary.png.tmp-{host}-{dead}-1",
+        "legacy": f"records/.x.json.tmp-{dead}-7",  # before the host was part of the name
+        "alive": f"images/b/.primary.png.tmp-{host}-{os.getpid()}-1",
+        "other_host": f"images/c/.primary.png.tmp-node-17.cluster-{dead}-1",
+        "other_run": f"sub/images/.primary.png.tmp-{host}-{dead}-1",
+        "not_ours": "images/.gitkeep",
+    }
+    for rel in names.values():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "sub" / ".reedit.lock").write_text("{}")
+    assert remove_temporaries(tmp_path) == 2
+    left = {k for k, rel in names.items() if (tmp_path / rel).exists()}
+    assert left == {"alive", "other_host", "other_run", "not_ours"}

@@ -17,17 +17,17 @@ from typing import Any
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+try:  # once: a model's own environment may not have it (a worker), zlib then
+    from isal import isal_zlib as _ISAL
+except ImportError:
+    _ISAL = None
+
 
 def _deflate(data: bytes, level: int) -> bytes:
     """A zlib stream of ``data``: level 0 stores, 1-9 compress (ISA-L's levels 1-3 where it is
     installed: 1 for 1, 2 for 2-5, 3 for 6-9)."""
-    if level > 0:
-        try:
-            from isal import isal_zlib
-        except ImportError:
-            pass
-        else:
-            return isal_zlib.compress(data, 1 if level == 1 else 2 if level <= 5 else 3)
+    if level > 0 and _ISAL is not None:
+        return _ISAL.compress(data, 1 if level == 1 else 2 if level <= 5 else 3)
     return zlib.compress(data, level)
 
 

@@ -264,9 +264,13 @@ def drive(
         try:
             writer.close()  # an image write's error surfaces here at the latest
         except BaseException as exc:
-            run.completed = False
-            run.error = run.error or f"{type(exc).__name__}: {exc}"[:500]
-            raise
+            if run.error is not None:  # the loop's own error is the one raised
+                log.error(
+                    "%s: a pending write failed too: %s: %s", stage.label, type(exc).__name__, exc
+                )
+            else:
+                run.completed, run.error = False, f"{type(exc).__name__}: {exc}"[:500]
+                raise
         finally:
             store.close()
             run.wall_seconds = round(time.perf_counter() - started, 6)
@@ -319,7 +323,9 @@ def _check_complete(
     for path in store.files():
         with open(path, "rb") as f:
             f.seek(marks.get(path, 0))
-            for line in f.read().splitlines():
+            data = f.read()
+            # a tail left half written by a killed rank stays until that rank appends again
+            for line in data[: data.rfind(b"\n") + 1].splitlines():
                 if line.strip():
                     k = json.loads(line)["key"]
                     counts[k] = counts.get(k, 0) + 1

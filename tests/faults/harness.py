@@ -4,6 +4,7 @@ tiny models) rather than a fresh interpreter's imports as well."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -47,7 +48,11 @@ class Runs:
         )
         proc.start()
         proc.join(timeout)
-        if proc.exitcode is None:
+        if proc.exitcode is None:  # the run and what it started (ranks, workers) go
+            import psutil
+
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
             proc.kill()
             proc.join(10)
             raise AssertionError(f"{fault}: the run did not end within {timeout} s; see {log}")
@@ -69,10 +74,20 @@ def record_lines(folder: Path) -> dict[str, str]:
 
 
 def assert_kept(before: dict[str, str], folder: Path) -> None:
-    """What was recorded before a fault is still there, as written (nothing was done again),
-    and no temporary file of an interrupted write is left."""
+    """What was recorded before a fault is still there, as written, and was not computed again
+    (a unit the rerun records again had only an error record before: retry_errors), and no
+    temporary file of an interrupted write is left."""
     after = record_lines(folder)
+    done: dict[str, dict[str, str]] = {}  # stage -> key -> status, before the rerun
     for name, text in before.items():
         assert after[name].startswith(text), f"{name}: records before the fault were rewritten"
+        for line in text.splitlines():
+            rec = json.loads(line)
+            done.setdefault(name.split(".")[0], {})[rec["key"]] = rec["status"]
+    for name, text in after.items():
+        stage = name.split(".")[0]
+        for line in text[len(before.get(name, "")) :].splitlines():
+            key = json.loads(line)["key"]
+            assert done.get(stage, {}).get(key, "error") != "ok", f"{stage} {key} computed again"
     leftovers = [p for p in folder.rglob("*") if ".tmp-" in p.name]
     assert not leftovers, f"temporary files left behind: {leftovers}"

@@ -135,10 +135,14 @@ class OpenAIVLM(VLM):
             http_client=openai.DefaultHttpxClient(trust_env=False) if host in LOOPBACK else None,
         )
         headers: dict[str, Any] = dict(s.extra_headers)
-        if not self._key or s.azure:
-            headers["Authorization"] = openai.Omit()
+        given = {k.lower() for k in headers}
+        if (not self._key or s.azure) and "authorization" not in given:
+            headers["Authorization"] = openai.Omit()  # the client's Bearer header: not sent
         if self._key and s.azure:
             headers["api-key"] = self._key
+        for name in ("OpenAI-Organization", "OpenAI-Project"):  # from OPENAI_ORG_ID/PROJECT_ID
+            if name.lower() not in given:
+                headers[name] = openai.Omit()  # only what the config says is sent
         self._headers = headers
         self._pool = ThreadPoolExecutor(s.max_concurrency, thread_name_prefix="openai-vlm")
 
@@ -229,7 +233,7 @@ class OpenAIVLM(VLM):
         """The reply, or (None, why the body was unusable)."""
         import openai
 
-        gave_up = f"gave up after {self.settings.max_retries + 1} attempts"
+        gave_up = f"given up: max_retries={self.settings.max_retries}"
         try:
             raw = self._client.chat.completions.with_raw_response.create(
                 **body, extra_headers=self._headers
