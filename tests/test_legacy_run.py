@@ -13,7 +13,7 @@ import logging
 import shutil
 
 from conftest import TESTS
-from digest import assert_same, digest
+from digest import assert_same, digest, thumbnail
 
 from reedit.run import run
 
@@ -60,10 +60,8 @@ def test_a_half_finished_legacy_run_redoes_only_what_is_missing(compose, tmp_pat
     for s in demo.load(limit=1).samples:  # what the identity editor wrote: the decoded sources
         path = run_dir / "images" / s.category / s.id / "primary.png"
         write_image_atomic(s.image, path)
-        assert (
-            digest(run_dir)["images"][str(path.relative_to(run_dir))]
-            == (expected["images"][str(path.relative_to(run_dir))])
-        )
+        # the same picture (the bytes depend on the PNG encoder: zlib then, ISA-L now)
+        assert thumbnail(path) == expected["thumbnails"][str(path.relative_to(run_dir))]
     with caplog.at_level(logging.INFO):
         run(compose(*CONFIG), run_dir=run_dir)
     # neither the editor nor the refiner: the executor and the judge's backend only
