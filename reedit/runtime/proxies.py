@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reedit.files import NO_SPACE
 from reedit.models.base import Editor, EditRequest, EditResult, StepsRequest
 from reedit.models.vlm.base import VLM, Conversation, VLMReply
 from reedit.runtime.workers import WorkerConfig, WorkerLost, WorkerProcess
@@ -96,6 +97,8 @@ class WorkerEditor(_Hosted, Editor):
                 out += [EditResult(None, 0.0, "WorkerLost", str(lost)) for _ in chunk]
                 continue
             if answer.get("op") == "error":
+                if answer.get("errno") in NO_SPACE:  # the run stops; the units stay to do
+                    raise OSError(answer["errno"], answer.get("error"), answer.get("filename"))
                 error = (answer.get("error_type"), answer.get("error"))
                 out += [EditResult(None, 0.0, *error) for _ in chunk]
                 continue

@@ -147,6 +147,9 @@ def serve(channel: Channel, stdin: Any) -> int:
                     "id": message.get("id"),
                     "error_type": type(exc).__name__,
                     "error": str(exc),
+                    # an OSError's number (a full disk is the run's error, not the request's)
+                    "errno": getattr(exc, "errno", None),
+                    "filename": getattr(exc, "filename", None),
                 }
             )
     return 0  # end of stdin: the parent is gone

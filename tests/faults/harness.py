@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from faults.injector import Fault, run_cli
 KILLED = -signal.SIGKILL
 # The demo on its real tiny models (10 samples): edit (identity), analyze, refine, judge, report.
 DEMO = (*REAL_MODELS, "report.plots=false")
+# The demo's executor (the tiny FLUX.2) in a worker process of this interpreter.
+IN_A_WORKER = f"+executor.runtime={{kind:worker,python:'{sys.executable}'}}"
 
 
 @dataclass
@@ -91,3 +94,13 @@ def assert_kept(before: dict[str, str], folder: Path) -> None:
             assert done.get(stage, {}).get(key, "error") != "ok", f"{stage} {key} computed again"
     leftovers = [p for p in folder.rglob("*") if ".tmp-" in p.name]
     assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def in_process(d: dict) -> dict:
+    """A digest without what a re-edit record says of the worker that made it (the worker's
+    images are the in-process ones, to the byte)."""
+    for record in d["records"]["refine"].values():
+        info = record["info"]
+        assert info.pop("runtime") == "worker" and info.pop("pid") > 0
+        info.pop("gpus")
+    return d

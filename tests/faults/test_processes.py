@@ -4,23 +4,21 @@ completes it, and the result equals an uninterrupted run's."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from digest import digest
 
 from faults.harness import (
     DEMO,
+    IN_A_WORKER,
     KILLED,
     assert_kept,
+    in_process,
     log_tail,
     record_lines,
 )
 from faults.injector import Fault
 
 pytestmark = pytest.mark.faults
-
-IN_A_WORKER = f"+executor.runtime={{kind:worker,python:'{sys.executable}'}}"
 
 
 @pytest.mark.parametrize("fault", [Fault("worker", 4, "after"), Fault("worker", 9)], ids=str)
@@ -38,17 +36,8 @@ def test_a_worker_killed_mid_stage_costs_its_requests_and_a_rerun_completes_the_
     assert code == 0, log  # 1 error in 10 re-edits: within max_error_rate=0.1
     before = record_lines(folder)
     assert runs(folder, "retry_errors=true") == 0, log_tail(folder)
-    assert _in_process(digest(folder)) == uninterrupted  # the worker's images, to the byte
+    assert in_process(digest(folder)) == uninterrupted  # the worker's images, to the byte
     assert_kept(before, folder)
-
-
-def _in_process(d: dict) -> dict:
-    """A digest without what a re-edit record says of the worker that made it."""
-    for record in d["records"]["refine"].values():
-        info = record["info"]
-        assert info.pop("runtime") == "worker" and info.pop("pid") > 0
-        info.pop("gpus")
-    return d
 
 
 @pytest.fixture(scope="module")
