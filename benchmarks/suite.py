@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import os
 import platform
 import subprocess
@@ -79,91 +80,58 @@ def run_one(module: str, args: list) -> dict:
         os.unlink(out)
 
 
+# figure, where its value is in the results (a dotted path), its target: a comparison, a bound
+TARGETS = [
+    ("resume of a finished 1,000-sample run, s", "startup_and_resume.resume.resume_s", "<", 5),
+    ("model loads in that resume", "startup_and_resume.resume.resume_model_loads", "=", 0),
+    ("framework overhead per sample at 512², ms", "overhead_512.overhead_ms_per_sample", "≤", 20),
+    ("framework overhead per sample at 1024², ms", "overhead_1024.overhead_ms_per_sample", "≤", 20),
+    (
+        "python -m reedit / bare loop, tiny Kontext (defaults)",
+        "kontext.ratio_reedit_to_bare",
+        "≤",
+        1.05,
+    ),
+    ("worker round trip − in process, 1024² request, ms", "worker.worker_extra_ms", "≤", 15),
+    ("2 CPU ranks / 1 process, edit-stage throughput", "scaling.speedup_stage", "≥", 1.7),
+    ("slowest rank / mean under 10x cost skew", "scaling.skew10_slowest_over_mean", "≤", 1.15),
+    (
+        "loader peak RSS, 1,000 samples x 2 MB, MB",
+        "loader_memory.cold.peak_above_baseline_mb",
+        "<",
+        500,
+    ),
+    ("judge cache hit, ms per judgement", "judge.cache_hit_ms_per_judgement.median", "≤", 2),
+    ("python -m reedit --help, s", "startup_and_resume.help_s", "<", 2),
+]
+COMPARE = {"<": operator.lt, "≤": operator.le, "=": operator.eq, "≥": operator.ge}
+
+
+def _get(node: object, path: str) -> object:
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
 def targets(r: dict) -> list[tuple[str, object, str, bool | None]]:
     """(figure, value, target, met) for every figure with a target; None: not measured."""
-
-    def get(*path):
-        node = r
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                return None
-            node = node[key]
-        return node
-
-    def row(name, value, target, ok):
-        return (name, value, target, None if value is None else bool(ok(value)))
-
-    s = "startup_and_resume"
-    loads, distinct = get(s, "demo", "model_loads"), get(s, "demo_distinct_models")
-    return [
-        row(
+    loads = _get(r, "startup_and_resume.demo.model_loads")
+    distinct = _get(r, "startup_and_resume.demo_distinct_models")
+    rows = [
+        (
             "model loads in the demo run / distinct models",
             None if loads is None else f"{loads} / {distinct}",
             "equal",
-            lambda v: loads == distinct,
-        ),
-        row(
-            "resume of a finished 1,000-sample run, s",
-            get(s, "resume", "resume_s"),
-            "< 5",
-            lambda v: v < 5,
-        ),
-        row(
-            "model loads in that resume",
-            get(s, "resume", "resume_model_loads"),
-            "0",
-            lambda v: v == 0,
-        ),
-        row(
-            "framework overhead per sample at 512², ms",
-            get("overhead_512", "overhead_ms_per_sample"),
-            "≤ 20",
-            lambda v: v <= 20,
-        ),
-        row(
-            "framework overhead per sample at 1024², ms",
-            get("overhead_1024", "overhead_ms_per_sample"),
-            "≤ 20",
-            lambda v: v <= 20,
-        ),
-        row(
-            "python -m reedit / bare loop, tiny Kontext (defaults)",
-            get("kontext", "ratio_reedit_to_bare"),
-            "≤ 1.05",
-            lambda v: v <= 1.05,
-        ),
-        row(
-            "worker round trip − in process, 1024² request, ms",
-            get("worker", "worker_extra_ms"),
-            "≤ 15",
-            lambda v: v <= 15,
-        ),
-        row(
-            "2 CPU ranks / 1 process, edit-stage throughput",
-            get("scaling", "speedup_stage"),
-            "≥ 1.7",
-            lambda v: v >= 1.7,
-        ),
-        row(
-            "slowest rank / mean under 10x cost skew",
-            get("scaling", "skew10_slowest_over_mean"),
-            "≤ 1.15",
-            lambda v: v <= 1.15,
-        ),
-        row(
-            "loader peak RSS, 1,000 samples x 2 MB, MB",
-            get("loader_memory", "cold", "peak_above_baseline_mb"),
-            "< 500",
-            lambda v: v < 500,
-        ),
-        row(
-            "judge cache hit, ms per judgement",
-            get("judge", "cache_hit_ms_per_judgement", "median"),
-            "≤ 2",
-            lambda v: v <= 2,
-        ),
-        row("python -m reedit --help, s", get(s, "help_s"), "< 2", lambda v: v < 2),
+            None if loads is None else loads == distinct,
+        )
     ]
+    for figure, path, op, bound in TARGETS:
+        value = _get(r, path)
+        met = None if value is None else bool(COMPARE[op](value, bound))
+        rows.append((figure, value, f"{op} {bound}", met))
+    return rows
 
 
 def main() -> int:

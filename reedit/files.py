@@ -25,25 +25,30 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
             f.write(data)
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.errno is not None and exc.filename is None:  # a failed write() names no file
-            exc.filename = str(path)
+        name_the_file(exc, path)
         raise
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def remove_temporaries(folder: Path) -> int:
+def name_the_file(exc: OSError, path: Path) -> None:
+    """Give an OSError of a failed ``write()`` (which names no file) the file it was writing."""
+    if exc.errno is not None and exc.filename is None:
+        exc.filename = str(path)
+
+
+def remove_temporaries(folder: Path, run_markers: tuple[str, ...] = ()) -> int:
     """Remove the temporary files that writes killed before their rename left in ``folder``:
     those of a process of this host that is no longer alive (a live rank, worker or other
-    machine's file is left alone), not inside another run's folder (one with its own
-    ``.reedit.lock`` or ``.hydra``)."""
+    machine's file is left alone), not inside another run's folder (a subfolder holding one of
+    ``run_markers``: its own run cleans it)."""
     folder = Path(folder)
     stale = []
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
-        if here != folder and (".reedit.lock" in filenames or ".hydra" in dirnames):
-            dirnames.clear()  # another run's folder: its own run cleans it
+        if here != folder and set(run_markers) & {*filenames, *dirnames}:
+            dirnames.clear()
             continue
         stale += [here / n for n in filenames if n.startswith(".") and _dead_writer(n)]
     for path in stale:
@@ -61,13 +66,18 @@ def _dead_writer(name: str) -> bool:
         return False
     if len(parts) == 3 and parts[0] != _HOST:  # another machine's: it may be alive
         return False
+    return not pid_alive(int(parts[-2]))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (another user's included)."""
     try:
-        os.kill(int(parts[-2]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reedit.files import is_disk_full, write_bytes_atomic
+from reedit.files import is_disk_full, name_the_file, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -298,8 +298,7 @@ class RecordStore:
                 self._fh.write(line)
                 self._fh.flush()
             except OSError as exc:  # e.g. the disk is full: a resume cuts the partial line
-                if exc.errno is not None and exc.filename is None:
-                    exc.filename = str(self.path)
+                name_the_file(exc, self.path)
                 raise
 
     def archive(self) -> list[Path]:
@@ -331,18 +330,29 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
 
 
+def end_of_complete_lines(path: Path, chunk: int = 65536) -> int:
+    """Where the file's last complete line ends (0: none): a last line without its newline is
+    one a killed process left half written."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - chunk)
+            f.seek(start)
+            found = f.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0
+
+
 def _drop_partial_tail(path: Path) -> None:
     """Cut a last line left half-written by a killed process, so appends stay well-formed."""
-    if not path.exists() or path.stat().st_size == 0:
+    if not path.exists():
         return
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        data = f.seek(0) or f.read()
-        keep = data.rfind(b"\n") + 1
-        f.truncate(keep)
-        log.warning("%s: removed a partly written last line (%d bytes)", path, len(data) - keep)
+    size, keep = path.stat().st_size, end_of_complete_lines(path)
+    if keep < size:
+        os.truncate(path, keep)
+        log.warning("%s: removed a partly written last line (%d bytes)", path, size - keep)
 
 
 # ------------------------------------------------------------------------------- stage runs

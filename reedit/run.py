@@ -26,7 +26,7 @@ from reedit.files import is_disk_full, remove_temporaries
 from reedit.layout import RunLayout, labels
 from reedit.models.component import physical_gpus
 from reedit.records import StageLog, StageRun, executions, fingerprint
-from reedit.runlock import RunLock
+from reedit.runlock import LOCK_FILE, RunLock
 from reedit.runtime.pool import ModelPool
 from reedit.seeds import SeedRule
 from reedit.stages.analyze import AnalyzeStage
@@ -316,7 +316,7 @@ def _execute(
     bad_records: list[BadRecord] | None,
 ) -> dict[str, Any]:
     cfg = s.cfg
-    remove_temporaries(folder)  # a killed run's half-made files (the lock says none is writing)
+    remove_temporaries(folder, run_markers=(LOCK_FILE, ".hydra"))  # a killed run's half-made files
     samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
     metrics: dict[str, Any] = {}
     tracker = build(s.logger)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit.config import ReeditError
+from reedit.files import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +32,6 @@ LOCK_FILE = ".reedit.lock"
 
 class FolderInUse(ReeditError):
     """Another run works in this run folder now."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunLock:
@@ -98,7 +89,7 @@ class RunLock:
         holder = self.holder()
         pid, host = holder.get("pid"), holder.get("host")
         mine = host == socket.gethostname()
-        if holder and pid != os.getpid() and (not mine or _alive(int(pid))):
+        if holder and pid != os.getpid() and (not mine or pid_alive(int(pid))):
             os.close(fd)
             raise self._refuse(holder)
         if holder:

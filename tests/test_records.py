@@ -445,6 +445,6 @@ def test_only_temporaries_of_ended_writers_of_this_host_are_removed(tmp_path: Pa
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     (tmp_path / "sub" / ".reedit.lock").write_text("{}")
-    assert remove_temporaries(tmp_path) == 2
+    assert remove_temporaries(tmp_path, run_markers=(".reedit.lock",)) == 2
     left = {k for k, rel in names.items() if (tmp_path / rel).exists()}
     assert left == {"alive", "other_host", "other_run", "not_ours"}

@@ -40,6 +40,7 @@ from reedit.records import (
     RecordStore,
     StageLog,
     StageRun,
+    end_of_complete_lines,
 )
 from reedit.runtime.pool import ModelPool
 from reedit.stages.inputs import Source, Upstream
@@ -299,20 +300,7 @@ def drive(
 def _ends(store: RecordStore) -> dict[Path, int]:
     """Where each of the stage's record files' complete lines end now: this execution appends
     after that (a line left half written by a killed rank is cut before the first append)."""
-    return {path: _end_of_last_line(path) for path in store.files()}
-
-
-def _end_of_last_line(path: Path, chunk: int = 65536) -> int:
-    with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        while end > 0:
-            start = max(0, end - chunk)
-            f.seek(start)
-            found = f.read(end - start).rfind(b"\n")
-            if found >= 0:
-                return start + found + 1
-            end = start
-    return 0
+    return {path: end_of_complete_lines(path) for path in store.files()}
 
 
 def _check_complete(

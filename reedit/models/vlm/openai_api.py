@@ -206,17 +206,17 @@ class OpenAIVLM(VLM):
     def _request(self, body: dict[str, Any]) -> VLMReply:
         """One conversation through the client (which retries what HTTP says is transient); a
         200 whose body is no usable completion is asked again, up to ``max_retries`` times."""
-        tries = self.settings.max_retries + 1
+        s = self.settings
+        tries = s.max_retries + 1
         for attempt in range(tries):
             reply, malformed = self._attempt(body)
             if malformed is None:
                 return reply
             if attempt + 1 < tries:
-                s = self.settings
                 delay = min(s.backoff_max, s.backoff_base * 2**attempt) * random.uniform(0.75, 1)
                 log.warning(
                     "%s: %s; retry %d/%d in %.2f s",
-                    self.settings.model,
+                    s.model,
                     malformed,
                     attempt + 1,
                     tries - 1,

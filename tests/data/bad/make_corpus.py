@@ -159,6 +159,13 @@ def sample(**over: Any) -> dict[str, Any]:
 
 
 REC = r"record {i} \({id}\), field '{field}': "
+
+
+def lamp(field: str) -> str:
+    """The start of the message about ``field`` of the corpus's one record (index 0, "lamp")."""
+    return REC.format(i=0, id="lamp", field=field)
+
+
 FILE = r"RE-Edit\.json: "
 
 CASES = [
@@ -189,84 +196,83 @@ CASES = [
     Case(
         "missing_instruction",
         re_edit([record(edit_instruction_en=DROP)]),
-        REC.format(i=0, id="lamp", field="instruction") + "missing or empty",
+        lamp("instruction") + "missing or empty",
     ),
     Case(
         "empty_instruction",
         re_edit([record(edit_instruction_en="")]),
-        REC.format(i=0, id="lamp", field="instruction") + "missing or empty",
+        lamp("instruction") + "missing or empty",
     ),
     Case(
         "blank_instruction",
         re_edit([record(edit_instruction_en="  \n\t ")]),
-        REC.format(i=0, id="lamp", field="instruction") + "missing or empty",
+        lamp("instruction") + "missing or empty",
     ),
     Case(
         "instruction_a_number",
         re_edit([record(edit_instruction_en=42)]),
-        REC.format(i=0, id="lamp", field="instruction") + "expected text, got 42",
+        lamp("instruction") + "expected text, got 42",
     ),
     Case(
         "instruction_a_list",
         re_edit([record(edit_instruction_en=["a", "b"])]),
-        REC.format(i=0, id="lamp", field="instruction") + r"expected text, got \['a', 'b'\]",
+        lamp("instruction") + r"expected text, got \['a', 'b'\]",
     ),
     Case(
         "description_an_object",
         re_edit([record(original_description_en={"en": "x"})]),
-        REC.format(i=0, id="lamp", field="description") + "expected text",
+        lamp("description") + "expected text",
     ),
     Case(
         "huge_instruction",
         re_edit([record(edit_instruction_en="x" * 1_000_000)]),
-        REC.format(i=0, id="lamp", field="instruction")
-        + r"1000000 characters, more than dataset\.max_text_chars=20000",
+        lamp("instruction") + r"1000000 characters, more than dataset\.max_text_chars=20000",
     ),
     Case(
         "unknown_category",
         re_edit([record(subset="astrology")]),
-        REC.format(i=0, id="lamp", field="category") + "unknown category 'astrology'",
+        lamp("category") + "unknown category 'astrology'",
     ),
     Case(
         "missing_category",
         re_edit([record(subset=DROP)]),
-        REC.format(i=0, id="lamp", field="category") + "unknown category None",
+        lamp("category") + "unknown category None",
     ),
     Case("chinese_category", re_edit([record(subset="因果")]), None, "category causal"),
     Case(
         "missing_image",
         re_edit([record(src_img_b64=DROP)]),
-        REC.format(i=0, id="lamp", field="src_img_b64") + "missing or empty",
+        lamp("src_img_b64") + "missing or empty",
     ),
     Case(
         "empty_image",
         re_edit([record(src_img_b64="")]),
-        REC.format(i=0, id="lamp", field="src_img_b64") + "missing or empty",
+        lamp("src_img_b64") + "missing or empty",
     ),
     Case(
         "image_not_base64",
         re_edit([record(src_img_b64="not base64 at all!!")]),
-        REC.format(i=0, id="lamp", field="src_img_b64") + "invalid base64",
+        lamp("src_img_b64") + "invalid base64",
     ),
     Case(
         "image_base64_of_text",
         re_edit([record(src_img_b64=b64(b"hello, this is no image"))]),
-        REC.format(i=0, id="lamp", field="src_img_b64") + "cannot decode image",
+        lamp("src_img_b64") + "cannot decode image",
     ),
     Case(
         "image_truncated_png",
         re_edit([record(src_img_b64=b64(png()[:60]))]),
-        REC.format(i=0, id="lamp", field="src_img_b64") + "cannot decode image",
+        lamp("src_img_b64") + "cannot decode image",
     ),
     Case(
         "image_data_uri_without_base64",
         re_edit([record(src_img_b64="data:image/png," + b64(png()))]),
-        REC.format(i=0, id="lamp", field="src_img_b64") + "data URI without ';base64,'",
+        lamp("src_img_b64") + "data URI without ';base64,'",
     ),
     Case(
         "image_decompression_bomb",
         re_edit([record(src_img_b64=b64(huge_png_header()))]),
-        REC.format(i=0, id="lamp", field="src_img_b64")
+        lamp("src_img_b64")
         + r"cannot decode image: 400000000 pixels \(20000x20000\), more than dataset\.max_pixels=100000000",
     ),
     Case("image_1x1", re_edit([record(src_img_b64=b64(png((1, 1))))]), None, "size 1x1"),
