@@ -301,6 +301,12 @@ class RecordStore:
                 name_the_file(exc, self.path)
                 raise
 
+    def cut_partial_tails(self) -> None:
+        """Cut the half-written last line a killed process left in any of the stage's files
+        (call only where no process appends to them: before the ranks may write)."""
+        for path in self.files():
+            _drop_partial_tail(path)
+
     def archive(self) -> list[Path]:
         """Move this stage's record files to ``records/archive/`` (start the stage afresh)."""
         self.close()

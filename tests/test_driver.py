@@ -247,7 +247,7 @@ def test_a_line_half_written_by_a_killed_rank_does_not_misplace_the_next_executi
     rerun.close()
     pending = [SimpleNamespace(key="b")]
     _check_complete(RecordStore(tmp_path, "edit"), marks, pending, "edit")  # b once, a not read
-    # the torn rank claims nothing in the rerun: its tail stays, another rank records the unit
+    # were a torn tail left (its rank claims nothing), the check skips it: another rank records
     with open(store.path, "a", encoding="utf-8") as f:
         f.write('{"key": "c", "sta')
     marks = _ends(RecordStore(tmp_path, "edit"))
@@ -256,3 +256,20 @@ def test_a_line_half_written_by_a_killed_rank_does_not_misplace_the_next_executi
     other.close()
     pending = [SimpleNamespace(key="c")]
     _check_complete(RecordStore(tmp_path, "edit"), marks, pending, "edit")
+
+
+@pytest.mark.parametrize("pending", [True, False], ids=["work-to-do", "nothing-to-do"])
+def test_a_torn_line_whose_rank_claims_nothing_is_cut_when_the_stage_is_planned(
+    compose, tmp_path, pending
+):
+    """Found by the fault suite (CI, once in a while): the rank killed mid-line claimed no
+    chunk in the rerun, so its torn tail stayed in the completed run's records."""
+    s, ws = workspace(compose(*FULL), tmp_path)
+    if not pending:
+        drive(EditStage(s.seeds), ws)
+    torn = tmp_path / "records" / "edit.rank1.jsonl"
+    torn.parent.mkdir(exist_ok=True)
+    whole = '{"key": "elsewhere", "status": "ok", "time": "2000-01-01T00:00:00.000"}\n'
+    torn.write_text(whole + '{"key": "00000_physical_easy", "sta', encoding="utf-8")
+    drive(EditStage(s.seeds), ws)
+    assert torn.read_text(encoding="utf-8") == whole

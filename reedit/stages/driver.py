@@ -200,6 +200,8 @@ def drive(
             ws.plan.open_store(stage.name, shard.rank).close()
         ranks.barrier()
     store = ws.plan.open_store(stage.name, shard.rank, primary=ranks.primary)
+    if ranks.primary:  # no rank appends to the stage's files before the barrier below
+        store.cut_partial_tails()  # (a killed rank's torn line; its rank may claim nothing now)
     payload = PAYLOADS[stage.name]
     pending = ws.plan.pending(stage.name, store.records(payload), units)
     note = stage.note(upstream, units)
@@ -312,7 +314,7 @@ def _check_complete(
         with open(path, "rb") as f:
             f.seek(marks.get(path, 0))
             data = f.read()
-            # a tail left half written by a killed rank stays until that rank appends again
+            # a line half written before the marks was cut by the primary while planning
             for line in data[: data.rfind(b"\n") + 1].splitlines():
                 if line.strip():
                     k = json.loads(line)["key"]
