@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,8 @@ def outcome_path(folder: Path, rank: int) -> Path:
 def write_outcome(folder: Path, rank: int, outcome: dict[str, Any]) -> None:
     path = outcome_path(folder, rank)
     tmp = machines.temp_name(path)
-    tmp.write_text(json.dumps({"rank": rank, "pid": os.getpid(), **outcome}), encoding="utf-8")
+    mine = {"rank": rank, "pid": os.getpid(), "time": time.time(), **outcome}
+    tmp.write_text(json.dumps(mine), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -331,9 +333,13 @@ def _failure(folder: Path, ranks: range, code: int) -> str:
     errors = [o for o in outcomes.values() if o and o.get("status") == "error"]
     silent = [rank for rank, o in outcomes.items() if not o or o.get("status") == "started"]
     parts = []
-    if errors:
+    if errors:  # the first to fail is the cause: the others' errors follow from it
+        errors.sort(key=lambda o: o.get("time", 0.0))
         first = errors[0]
         parts.append(f"rank {first['rank']} failed: {first['error_type']}: {first['error']}")
+        if errors[1:]:
+            after = ", ".join(str(o["rank"]) for o in errors[1:])
+            parts.append(f"rank {after} failed after it (see {folder / RANKS_DIR}/rank<k>.log)")
     if silent:
         ranks = ", ".join(map(str, silent))
         parts.append(

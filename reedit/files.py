@@ -83,3 +83,11 @@ def pid_alive(pid: int) -> bool:
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` says the disk (or a quota) is full: the run's problem, not a sample's."""
     return isinstance(exc, OSError) and exc.errno in NO_SPACE
+
+
+def disk_full(exc: OSError) -> str:
+    """What a full disk (:func:`is_disk_full`) is called in the run's and a rank's error."""
+    return (
+        f"the disk is full: writing {exc.filename or 'a file'} failed ({exc.strerror}); "
+        "free some space (or move the run folder)"
+    )

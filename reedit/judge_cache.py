@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from reedit.files import write_bytes_atomic
 from reedit.records import fingerprint
+
+log = logging.getLogger(__name__)
 
 
 def default_root() -> Path:
@@ -30,6 +33,7 @@ class JudgeCache:
         self._digests: dict[tuple[str, int, int], str] = {}
         self.hits = 0
         self.misses = 0
+        self.unwritable: str | None = None  # why judgements are no longer stored (one warning)
 
     def file_digest(self, path: str | os.PathLike) -> str:
         """sha256 of a file's bytes, memoised by (path, size, mtime) within this process."""
@@ -66,4 +70,17 @@ class JudgeCache:
         return data
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        write_bytes_atomic(json.dumps(value, ensure_ascii=False).encode(), self._path(key))
+        """Store a judgement; a cache that cannot be written (full, read-only) is warned about
+        once and then left alone: the judgement is the run's record all the same."""
+        if self.unwritable is not None:
+            return
+        try:
+            write_bytes_atomic(json.dumps(value, ensure_ascii=False).encode(), self._path(key))
+        except OSError as exc:
+            self.unwritable = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "judge cache %s cannot be written (%s): this run stores no more judgements "
+                "there; its records are complete all the same",
+                self.root,
+                self.unwritable,
+            )

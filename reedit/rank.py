@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit import distributed
+from reedit.files import disk_full, is_disk_full
 
 log = logging.getLogger("reedit")
 
@@ -46,8 +47,13 @@ def main(argv: list[str]) -> int:
         distributed.write_outcome(folder, ranks.rank, {"status": "stopped", "code": exc.code})
         raise
     except BaseException as exc:
-        log.exception("rank %d failed", ranks.rank)
-        outcome = {"status": "error", "error_type": type(exc).__name__, "error": str(exc)}
+        error = str(exc)
+        if is_disk_full(exc):  # the run's plain message, no traceback
+            error = disk_full(exc)
+            log.error("rank %d stopped: %s", ranks.rank, error)
+        else:
+            log.exception("rank %d failed", ranks.rank)
+        outcome = {"status": "error", "error_type": type(exc).__name__, "error": error}
         distributed.write_outcome(folder, ranks.rank, outcome)
         return 1
     distributed.write_outcome(folder, ranks.rank, {"status": "ok"})

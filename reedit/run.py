@@ -22,7 +22,7 @@ from reedit import distributed, machines, runtime
 from reedit.config import ConfigError, ReeditError, Spec, build, spec_of
 from reedit.data.base import BadRecord, Sample
 from reedit.data.run_sources import SOURCE_MODES, run_sources
-from reedit.files import is_disk_full, remove_temporaries
+from reedit.files import disk_full, is_disk_full, remove_temporaries
 from reedit.layout import RunLayout, labels
 from reedit.models.component import physical_gpus
 from reedit.records import StageLog, StageRun, executions, fingerprint
@@ -316,13 +316,14 @@ def _execute(
     bad_records: list[BadRecord] | None,
 ) -> dict[str, Any]:
     cfg = s.cfg
-    remove_temporaries(folder, run_markers=(LOCK_FILE, ".hydra"))  # a killed run's half-made files
-    samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
     metrics: dict[str, Any] = {}
-    tracker = build(s.logger)
-    tracker.start(_run_info(cfg, folder, choices))
+    tracker = None
     code = 1
     try:
+        remove_temporaries(folder, run_markers=(LOCK_FILE, ".hydra"))  # a killed run's files
+        samples = run_sources(samples, RunLayout(folder), str(cfg.sources))
+        tracker = build(s.logger)
+        tracker.start(_run_info(cfg, folder, choices))
         if s.world > 1:
             launch = rank_job(s, folder, samples, choices)
             try:
@@ -370,15 +371,15 @@ def _execute(
             raise
         code = 2
         raise ReeditError(
-            f"the disk is full: writing {exc.filename or 'a file'} failed ({exc.strerror}). "
-            "Every record written so far is kept whole; free some space (or move the run "
-            f"folder), then rerun with run_dir={folder} to complete the run"
+            f"{disk_full(exc)}. Every record written so far is kept whole: then rerun with "
+            f"run_dir={folder} to complete the run"
         ) from None
     except KeyboardInterrupt:
         code = 130
         raise
     finally:
-        tracker.finish(code)
+        if tracker is not None:
+            tracker.finish(code)
     return metrics
 
 

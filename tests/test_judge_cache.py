@@ -124,3 +124,21 @@ def test_a_model_retrained_in_place_misses_the_cache(tmp_path):
         path="Qwen/Qwen3-VL-8B-Instruct", dtype="float32", temperature=0.0, top_p=1.0, locate=locate
     )
     assert hub.fingerprint()["weights"] is None
+
+
+def test_a_cache_that_cannot_be_written_is_warned_about_once_and_the_answers_kept(tmp_path, caplog):
+    """Was: the OSError of the cache's write (a full or read-only cache disk) lost the answers
+    of the whole backend call, though the cache is only a shortcut."""
+    src = tmp_path / "s.png"
+    Image.new("RGB", (8, 8), "red").save(src)
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache's folders should be")
+    reqs = [JudgeRequest(f"k{i}", "if", "physical", str(src), str(src), f"do {i}") for i in (1, 2)]
+    vlm = ScriptedVLM()
+    judge = Judge(vlm=vlm, metrics=["if"], max_new_tokens=16, batch_size=4, cache_dir=str(blocked))
+    with caplog.at_level("WARNING"):
+        answers = judge.judge(reqs)
+    assert [a.status for a in answers] == ["ok", "ok"] and len(vlm.calls) == 2
+    warnings = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(warnings) == 1 and str(blocked) in warnings[0], warnings
+    assert judge.cache.unwritable.startswith("NotADirectoryError")

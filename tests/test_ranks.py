@@ -349,3 +349,18 @@ def test_parallel_model_spreads_one_copy_over_the_listed_gpus_only(compose, monk
     monkeypatch.setattr(type(editor), "load_pipeline", load_pipeline)
     editor.load()
     assert seen["device_map"] == "balanced" and seen["max_memory"] == {2: 10_002, 3: 10_003}
+
+
+def test_the_first_rank_to_fail_is_named_as_the_cause(tmp_path):
+    """A rank's own error makes the others fail at their next barrier (the peer is gone): the
+    run's message names the first failure, not the lowest rank's consequence."""
+    from reedit.distributed import RANKS_DIR, _failure, outcome_path, write_outcome
+
+    (tmp_path / RANKS_DIR).mkdir()
+    write_outcome(tmp_path, 1, {"status": "error", "error_type": "OSError", "error": "disk full"})
+    time.sleep(0.01)
+    peer = {"status": "error", "error_type": "RuntimeError", "error": "Connection closed by peer"}
+    write_outcome(tmp_path, 0, peer)
+    assert outcome_path(tmp_path, 0).is_file()
+    message = _failure(tmp_path, range(2), 1)
+    assert message.startswith("rank 1 failed: OSError: disk full; rank 0 failed after it"), message

@@ -23,6 +23,7 @@ from faults.injector import Fault
 pytestmark = pytest.mark.faults
 
 FULL = [
+    Fault("rename", 3, pattern="0000*", action="enospc"),  # a source put in the run folder
     Fault("rename", 4, pattern="primary.png", action="enospc"),  # an edit's image
     Fault("rename", 2, pattern="refined.png", action="enospc"),  # a re-edit's image
     Fault("record", 15, "torn", action="enospc"),  # an analysis record, half written
@@ -48,6 +49,26 @@ def test_a_full_disk_stops_the_run_clearly_and_a_rerun_completes_it(
     before = record_lines(folder)
     assert runs(folder) == 0, log_tail(folder)
     assert digest(folder) == uninterrupted
+    assert_kept(before, folder)
+
+
+def test_a_ranks_full_disk_stops_the_run_clearly_and_a_rerun_completes_it(
+    runs, two_ranks, tmp_path
+):
+    """Rank 1's third record write fails with ENOSPC: the run's error says the disk is full
+    (not a bare 'rank 1 failed' with a traceback), and a plain rerun completes the run."""
+    folder = tmp_path / "run"
+    fault = Fault("record", 3, action="enospc")
+    code = runs(folder, *DEMO, "cpu_ranks=2", env=fault.for_rank(1, folder))
+    log = log_tail(folder, 20000)
+    assert code == 2, log
+    assert "rank 1 failed: OSError: the disk is full: writing " in log, log
+    assert f"rerun with run_dir={folder}" in log, log
+    rank_log = (folder / "ranks" / "rank1.log").read_text(encoding="utf-8")
+    assert "the disk is full" in rank_log and "Traceback" not in rank_log, rank_log
+    before = record_lines(folder)
+    assert runs(folder) == 0, log_tail(folder)
+    assert digest(folder) == two_ranks
     assert_kept(before, folder)
 
 

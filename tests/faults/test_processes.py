@@ -40,15 +40,6 @@ def test_a_worker_killed_mid_stage_costs_its_requests_and_a_rerun_completes_the_
     assert_kept(before, folder)
 
 
-@pytest.fixture(scope="module")
-def two_ranks(runs, tmp_path_factory) -> dict:
-    """The demo over two CPU ranks without a fault (one thread each: what a rerun over two
-    ranks computes to the last bit)."""
-    folder = tmp_path_factory.mktemp("two_ranks") / "run"
-    assert runs(folder, *DEMO, "cpu_ranks=2") == 0, log_tail(folder)
-    return digest(folder)
-
-
 @pytest.mark.parametrize(
     "rank,fault", [(1, Fault("record", 3, "torn")), (0, Fault("load", 3))], ids=str
 )
