@@ -28,6 +28,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from reedit.files import write_bytes_atomic
+
 log = logging.getLogger("reedit")
 
 # Given for one invocation, never carried into the next resume of the folder.
@@ -368,9 +370,7 @@ def _machine(cfg: DictConfig) -> Any:
 def _write_outcome(path: str | None, outcome: dict[str, Any]) -> None:
     """A re-executed sweep job's outcome, for its launcher (written atomically)."""
     if path:
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps(outcome), encoding="utf-8")
-        tmp.replace(path)
+        write_bytes_atomic(json.dumps(outcome).encode(), Path(path))
 
 
 class SweepSummary(Callback):

@@ -40,6 +40,7 @@ from typing import Any
 
 from reedit import machines
 from reedit.config import ReeditError
+from reedit.files import write_bytes_atomic
 from reedit.machines import ONE, Machine
 
 log = logging.getLogger(__name__)
@@ -151,10 +152,8 @@ def outcome_path(folder: Path, rank: int) -> Path:
 
 def write_outcome(folder: Path, rank: int, outcome: dict[str, Any]) -> None:
     path = outcome_path(folder, rank)
-    tmp = machines.temp_name(path)
     mine = {"rank": rank, "pid": os.getpid(), "time": time.time(), **outcome}
-    tmp.write_text(json.dumps(mine), encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(json.dumps(mine).encode(), path)
 
 
 def read_outcome(folder: Path, rank: int) -> dict[str, Any] | None:
@@ -168,13 +167,11 @@ def _accelerate_config(path: Path) -> Path:
     """A config file of our own, so that a user's default Accelerate config (mixed precision,
     another machine count) cannot change how the ranks start; the machines are on the command
     line."""
-    tmp = machines.temp_name(path)
-    tmp.write_text(
-        "compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\n"
-        "mixed_precision: 'no'\ndynamo_config: {}\nuse_cpu: false\n",
-        encoding="utf-8",
+    write_bytes_atomic(  # every machine writes the same text
+        b"compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\n"
+        b"mixed_precision: 'no'\ndynamo_config: {}\nuse_cpu: false\n",
+        path,
     )
-    os.replace(tmp, path)  # every machine writes the same text
     return path
 
 
@@ -196,9 +193,7 @@ def command(job: RankJob, job_file: Path, threads: int, machine: Machine = ONE) 
 
 
 def _write_job(job: RankJob, job_file: Path) -> None:
-    tmp = machines.temp_name(job_file)
-    tmp.write_bytes(pickle.dumps(job))
-    os.replace(tmp, job_file)
+    write_bytes_atomic(pickle.dumps(job), job_file)
 
 
 def _lead_job(machine: Machine) -> Any:

@@ -16,10 +16,17 @@ _TMP = ".tmp-"  # a temporary name: ".<name>.tmp-<host>-<pid>-<thread>"
 _HOST = socket.gethostname()
 
 
+def temp_path(path: Path) -> Path:
+    """The temporary name beside ``path`` that this thread writes before renaming it into
+    place: no other process or thread on any machine uses it, and :func:`remove_temporaries`
+    removes it once its writer has ended."""
+    return path.with_name(f".{path.name}{_TMP}{_HOST}-{os.getpid()}-{threading.get_ident()}")
+
+
 def write_bytes_atomic(data: bytes, path: Path) -> None:
     """Write to a temporary name in the same folder, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TMP}{_HOST}-{os.getpid()}-{threading.get_ident()}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit.config import ConfigError, ReeditError
+from reedit.files import temp_path
 
 log = logging.getLogger(__name__)
 
@@ -180,17 +181,12 @@ def abort_path(folder: Path, machine: Machine) -> Path:
     return Path(folder) / "ranks" / f"abort-{machine.start}.json"
 
 
-def temp_name(path: Path) -> Path:
-    """A temporary name beside ``path`` that no other process on any machine uses."""
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-
-
 def abort(folder: Path, machine: Machine, error: str) -> None:
     """Tell the other machines that this one's part failed. The first marker stays (created
     whole, by a link, so that two machines failing at once do not overwrite each other); a
     marker that cannot be written is a warning, never this machine's error instead of its own."""
     path = abort_path(folder, machine)
-    tmp = temp_name(path)
+    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         said = {"machine": machine.rank, "error": error, "host": socket.gethostname()}

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from reedit.data.base import Sample
+from reedit.files import temp_path
 from reedit.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,7 @@ def run_sources(samples: list[Sample], layout: RunLayout, how: str = "link") -> 
         dest = layout.source(s.category, s.id, s.source_path.suffix)
         if dest != s.source_path and not (dest.is_file() and _same(dest, s.source_path)):
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            tmp.unlink(missing_ok=True)
+            tmp = temp_path(dest)
             try:
                 if how != "link":
                     raise OSError("copy requested")

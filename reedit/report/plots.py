@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reedit.files import temp_path
+
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 TRANSITIONS = ("improved", "maintained", "regressed", "unchanged")
@@ -45,8 +47,8 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=DPI)
+    tmp = temp_path(path)
+    fig.savefig(tmp, dpi=DPI, format=path.suffix.lstrip(".") or "png")
     tmp.replace(path)
     import matplotlib.pyplot as plt
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reedit.data.base import BadRecord, Sample
+from reedit.files import temp_path
 from reedit.layout import judgement_key
 from reedit.records import (
     ERROR,
@@ -241,7 +242,7 @@ def _write_csv(views: list[SampleView], rounds: int, labels, metrics, path: Path
                 row[f"{base}_status"] = j.status
         rows.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_path(path)
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()

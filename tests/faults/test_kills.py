@@ -1,4 +1,4 @@
-"""The demo pipeline SIGKILLed at 24 moments spread over every stage, each rerun to completion:
+"""The demo pipeline SIGKILLed at 25 moments spread over every stage, each rerun to completion:
 the final records, images and metrics equal an uninterrupted run's, and nothing recorded before
 the kill is computed again."""
 
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.faults
 # 1 editor, 2 refiner, 3 executor, 4 judge.
 
 KILLS = [
+    Fault("rename", 3, pattern="0000*"),  # a source being put in the run folder
     Fault("load", 1),  # the first model loading: nothing recorded yet
     Fault("record", 1),  # the first edit's image on disk, its record not yet
     Fault("record", 4, "torn"),
