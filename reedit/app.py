@@ -319,6 +319,7 @@ def run_task(cfg: DictConfig, body: Callable[[Path], dict[str, Any] | None]) -> 
     from hydra.types import RunMode
 
     from reedit.config import ReeditError
+    from reedit.runlock import FolderInUse
 
     _State.started = True
     hc = HydraConfig.get()
@@ -342,9 +343,11 @@ def run_task(cfg: DictConfig, body: Callable[[Path], dict[str, Any] | None]) -> 
     except ReeditError as exc:
         log.error("%s", exc)
         _write_outcome(job_of, {"status": "error", "run_dir": str(folder), "error": str(exc)})
-        if not multirun and not job_of and not shared and _recorded(folder) == before:
+        # refused for another run's folder: what that run records meanwhile is not this start's
+        in_use = isinstance(exc, FolderInUse)
+        if not multirun and not job_of and not shared and (in_use or _recorded(folder) == before):
             _close_logs_in(folder)
-            if not resumed and _only_logs(folder):
+            if not resumed and not in_use and _only_logs(folder):
                 shutil.rmtree(folder, ignore_errors=True)
                 _remove_empty_default_parents(folder)
             elif resumed and subdir is not None and subdir.name.startswith("resume-"):

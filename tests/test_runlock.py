@@ -63,6 +63,39 @@ def test_a_second_run_on_a_folder_in_use_refuses_and_the_first_finishes(tmp_path
     assert not list((folder / ".hydra").glob("resume-*"))  # the refused start left no trace
 
 
+def test_a_refused_resume_leaves_no_trace_while_the_holder_records(tmp_path):
+    """Was (a flake of the test above): the refused start kept its ``.hydra/resume-*`` when the
+    run holding the folder appended a record while it started (it took the growth for its own
+    work, and a failed start that recorded something keeps its settings)."""
+    import os
+    import threading
+
+    folder = tmp_path / "run"
+    done = _reedit(folder, *SLOW[:5], "limit=2")
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err[-2000:]
+    stop = threading.Event()
+
+    def holder_records() -> None:
+        with open(folder / "records" / "edit.rank7.jsonl", "a", encoding="utf-8") as f:
+            while not stop.wait(0.02):
+                f.write('{"key": "another", "status": "ok"}\n')
+                f.flush()
+
+    writer = threading.Thread(target=holder_records)
+    with RunLock(folder):
+        writer.start()
+        try:
+            refused = _reedit(folder)
+            _, err = refused.communicate(timeout=300)
+        finally:
+            stop.set()
+            writer.join(timeout=30)
+    assert refused.returncode == 2, err[-2000:]
+    assert f"is in use by another run (pid {os.getpid()} on " in err, err[-2000:]
+    assert not list((folder / ".hydra").glob("resume-*"))
+
+
 def test_a_killed_run_leaves_no_lock_and_its_rerun_completes(tmp_path):
     folder = tmp_path / "run"
     first = _reedit(folder, *SLOW)
