@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -175,6 +176,13 @@ def test_dirs_and_ensure(tmp_path, monkeypatch):
     (path / tiny_vlm.MARKER).unlink()  # an interrupted or foreign folder is rebuilt
     assert tiny_vlm.ensure_vlm("qwen3_vl", tmp_path) == path
     assert (path / tiny_vlm.MARKER).is_file()
+
+    # built by other code (an edited recipe, another checkout sharing the cache): rebuilt
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setattr(tiny_vlm, "source_fingerprint", lambda: "edited-recipe")
+    assert tiny_vlm.ensure_vlm("qwen3_vl", tmp_path) == path
+    assert (path / "model.safetensors").stat().st_mtime_ns != stamp
+    assert json.loads((path / tiny_vlm.MARKER).read_text())["recipe_version"] == "edited-recipe"
 
 
 def test_import_does_not_import_torch():

@@ -291,8 +291,11 @@ def signature(name: str) -> str:
     draws the images or builds the examples changes): a cached model with another one is rebuilt."""
     import hashlib
 
+    from reedit.testing.vlms import source_fingerprint
+
     parts = (
         VERSION,
+        source_fingerprint(),  # the random model it starts from
         RECIPES[name],
         WARMUP_STEPS,
         WARMUP_QUESTION,
