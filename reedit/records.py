@@ -301,6 +301,24 @@ class RecordStore:
                 name_the_file(exc, self.path)
                 raise
 
+    def where(self, key: str) -> str:
+        """``<file>:<line>`` of the line :meth:`load` takes for ``key`` (for a message)."""
+        found, latest = str(self.dir / f"{self.stage}*.jsonl"), None
+        written = json.dumps(key, ensure_ascii=False)  # as append() writes it
+        for path in self.files():
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for lineno, line in enumerate(f, 1):
+                    if written not in line:
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    stamp = str(rec.get("time", ""))
+                    if rec.get("key") == key and (latest is None or stamp >= latest):
+                        found, latest = f"{path}:{lineno}", stamp
+        return found
+
     def cut_partial_tails(self) -> None:
         """Cut the half-written last line a killed process left in any of the stage's files
         (call only where no process appends to them: before the ranks may write)."""

@@ -148,3 +148,34 @@ def test_a_judge_asked_only_if_reports_only_if(compose, tmp_path):
     assert "| image | IF |" in report
     assert "improved" not in report and "best category" not in report
     assert "**IF**" in report and "**dimension**" not in report and "**SC**" not in report
+
+
+@pytest.mark.parametrize(
+    "metric,bad,expected",
+    [
+        ("dimension", "maybe", "'yes' or 'no'"),
+        ("if", "high", "a number"),
+        ("sc", [7], "a pair of numbers"),
+    ],
+)
+def test_a_judgement_edited_by_hand_is_named_with_its_field(
+    real_run, compose, tmp_path, metric, bad, expected
+):
+    """The report refuses a judgement's value no judge writes, naming the record, its file and
+    the field (was: the statistics' bare ValueError, naming neither)."""
+    from reedit.config import ReeditError
+
+    run_dir, _ = real_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    path = copy / "records" / "judge.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    n = next(i for i, x in enumerate(lines) if json.loads(x)["metric"] == metric)
+    rec = json.loads(lines[n])
+    lines[n] = json.dumps(rec | {"value": bad}) + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(ReeditError) as err:
+        run(compose(*REAL, "stages=[report]"), run_dir=copy)
+    message = str(err.value)
+    assert f"{path}:{n + 1}" in message and f"'{rec['key']}'" in message, message
+    assert f"'value' is {bad!r}" in message and expected in message, message

@@ -94,6 +94,22 @@ def _verdict(value: Any) -> bool | None:
     raise ValueError(f"verdict must be 'yes', 'no' or None, got {value!r}")
 
 
+_HOLDS = {"dimension": "'yes' or 'no'", "if": "a number", "sc": "a pair of numbers"}
+_HOLDS["pq"] = _HOLDS["sc"]
+
+
+def check_value(metric: str, value: Any) -> None:
+    """Raise ``ValueError`` (saying what it should be) unless ``value`` is what a judgement of
+    ``metric`` holds for the statistics: a verdict, a score or a pair of scores (or None)."""
+    try:
+        if metric == "dimension":
+            _verdict(value)
+        else:
+            (_pair if _SCORES[metric][1] else _score)(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not {_HOLDS[metric]}") from None
+
+
 def _score(value: Any) -> float | None:
     if value is None:
         return None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reedit.config import ReeditError
 from reedit.data.base import BadRecord, Sample
 from reedit.files import temp_path
 from reedit.layout import judgement_key
@@ -18,6 +19,7 @@ from reedit.records import (
     OK,
     UNSCORED,
     Record,
+    RecordStore,
     StageLog,
     StageRun,
     executions,
@@ -26,7 +28,7 @@ from reedit.records import (
 from reedit.report.html import render_run
 from reedit.report.markdown import render_markdown
 from reedit.report.plots import run_plots
-from reedit.report.stats import SampleScores, compute_metrics
+from reedit.report.stats import SampleScores, check_value, compute_metrics
 from reedit.report.views import Report, SampleView, load_records, sample_views
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class ReportInputs:
 def run_report(ctx: ReportInputs) -> Report:
     records = load_records(ctx.root)
     labels, metrics_cfg, compat = ctx.labels, ctx.metrics, ctx.compat
-    rows = [_scores(s, records["judge"], labels, metrics_cfg, compat) for s in ctx.samples]
+    rows = [_scores(ctx, s, records["judge"]) for s in ctx.samples]
     scores = compute_metrics(
         rows, ctx.categories, labels, metrics=metrics_cfg, n_boot=ctx.bootstrap, seed=ctx.seed
     )
@@ -119,15 +121,25 @@ def run_report(ctx: ReportInputs) -> Report:
     return Report(metrics, views, files + plots)
 
 
-def _scores(sample, judge_recs: dict[str, Record], labels, metrics, compat) -> SampleScores:
+def _scores(ctx: ReportInputs, sample: Sample, judge_recs: dict[str, Record]) -> SampleScores:
     row = SampleScores(sample.id, sample.category)
-    for label in labels:
-        for metric in metrics:
-            rec = judge_recs.get(judgement_key(sample.id, label, metric))
+    for label in ctx.labels:
+        for metric in ctx.metrics:
+            key = judgement_key(sample.id, label, metric)
+            rec = judge_recs.get(key)
             if rec is not None and rec.ok:
                 value = rec.payload.value
+                try:
+                    check_value(metric, value)
+                except ValueError as exc:
+                    where = RecordStore(ctx.root, "judge").where(key)
+                    raise ReeditError(
+                        f"{where}: judgement '{key}': its field 'value' is {value!r}, {exc}; the "
+                        "file was edited or corrupted by hand: fix that line, or remove it and "
+                        f"rerun with run_dir={ctx.root} to judge that image again"
+                    ) from None
                 value = tuple(value) if isinstance(value, list) else value
-            elif compat:
+            elif ctx.compat:
                 value = COMPAT_VALUES[metric]
             else:
                 value = None
