@@ -26,6 +26,10 @@ import time
 from pathlib import Path
 
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled")
+# The two runs' settings besides gpus=[0] and run_dir (tests/test_gpu_check.py sets them up here).
+DEMO = ["+experiment=demo", "logger=none", "model.dtype=bfloat16", "executor.dtype=bfloat16"]
+BUSY = ["dataset=demo", "model=tiny_flux_kontext", "model.dtype=bfloat16", "stages=[edit]"]
+BUSY += ["logger=none", "model.num_inference_steps=28"]  # the model's own: seconds to sample
 
 
 def run(cmd: list[str], out: Path, name: str, timeout: float) -> dict:
@@ -54,10 +58,9 @@ def pytest_gpu(out: Path) -> dict:
 class Sampler:
     """``nvidia-smi`` utilisation every 200 ms: (time, percent) pairs."""
 
-    def __init__(self) -> None:
+    def __init__(self, smi: str = "nvidia-smi") -> None:
         self.samples: list[tuple[float, int]] = []
-        cmd = ["nvidia-smi", "-i", "0", "--query-gpu=utilization.gpu", "--format=csv,noheader"]
-        cmd[-1] += ",nounits"
+        cmd = [smi, "-i", "0", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
         self.proc = subprocess.Popen([*cmd, "-lms", "200"], stdout=subprocess.PIPE, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -86,6 +89,19 @@ def edit_window(folder: Path) -> tuple[float, float] | None:
     return (min(times), max(times)) if times else None
 
 
+def utilisation(samples: list[tuple[float, int]], window: tuple[float, float] | None) -> dict:
+    """The samples inside the edit stage's window: the share at >= 50 % and the mean."""
+    inside = [u for t, u in samples if window and window[0] <= t <= window[1]]
+    return {
+        "samples": len(inside),
+        "busy_share_pct": round(100 * sum(u >= 50 for u in inside) / len(inside), 1)
+        if inside
+        else None,
+        "mean_pct": round(sum(inside) / len(inside), 1) if inside else None,
+        "target_busy_share_pct": 90,
+    }
+
+
 def main(out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -106,9 +122,7 @@ def main(out: Path) -> dict:
     save()
 
     demo = out / "demo_run"
-    cmd = [sys.executable, "-m", "reedit", "+experiment=demo", "gpus=[0]", "logger=none"]
-    cmd += ["model.dtype=bfloat16"]
-    cmd += ["executor.dtype=bfloat16", f"run_dir={demo}"]
+    cmd = [sys.executable, "-m", "reedit", *DEMO, "gpus=[0]", f"run_dir={demo}"]
     result["demo_1_gpu"] = run(cmd, out, "demo", 180)
     if (demo / "metrics.json").is_file():
         stages = json.loads((demo / "metrics.json").read_text())["stages"]
@@ -118,24 +132,13 @@ def main(out: Path) -> dict:
     save()
 
     busy = out / "busy_run"
-    cmd = [sys.executable, "-m", "reedit", "dataset=demo", "model=tiny_flux_kontext"]
-    cmd += ["model.dtype=bfloat16", "stages=[edit]", "gpus=[0]", "logger=none", f"run_dir={busy}"]
-    cmd += ["model.num_inference_steps=28"]  # the model's own: a window of seconds to sample
+    cmd = [sys.executable, "-m", "reedit", *BUSY, "gpus=[0]", f"run_dir={busy}"]
     sampler = Sampler()
     try:
         result["busy_run"] = run(cmd, out, "busy", 150)
     finally:
         sampler.stop()
-    window = edit_window(busy)
-    inside = [u for t, u in sampler.samples if window and window[0] <= t <= window[1]]
-    result["utilisation_during_edit"] = {
-        "samples": len(inside),
-        "busy_share_pct": round(100 * sum(u >= 50 for u in inside) / len(inside), 1)
-        if inside
-        else None,
-        "mean_pct": round(sum(inside) / len(inside), 1) if inside else None,
-        "target_busy_share_pct": 90,
-    }
+    result["utilisation_during_edit"] = utilisation(sampler.samples, edit_window(busy))
     result["two_ranks_one_gpu"] = "not offered: a GPU listed twice in gpus is refused at set-up"
     save()
     print(json.dumps(result, indent=2))
