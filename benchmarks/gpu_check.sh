@@ -10,7 +10,8 @@
 # The device image has torch, transformers, accelerate, pillow, numpy, matplotlib, jinja2, tqdm,
 # huggingface_hub, psutil and pytest; the wheels add what reedit needs beyond them. The runs use
 # logger=none (no wandb). The [vllm] extra cannot travel (its wheel alone is far over the 64 MiB a
-# device call may carry): the real-vLLM test runs only where vllm is installed.
+# device call may carry): the real-vLLM test runs where vllm is installed, or where this script
+# can install it (a machine with a network).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # pinned as `make install` resolves them here (omegaconf 2.4 / antlr 4.11+ break Hydra 1.3)
@@ -34,11 +35,14 @@ if [ -d .whl ]; then
     --target /tmp/site .whl/*.whl >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
   export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
   PY=python3
-elif [ -x .venv/bin/python ]; then
+else  # a machine with a network: reedit's own install, and the [vllm] extra for the real engine
+  [ -x .venv/bin/python ] || make install >"$OUT/install.log" 2>&1 || {
+    tail -20 "$OUT/install.log"
+    exit 1
+  }
   PY=.venv/bin/python
-else
-  make install >"$OUT/install.log" 2>&1 || { tail -20 "$OUT/install.log"; exit 1; }
-  PY=.venv/bin/python
+  "$PY" -c 'import vllm' 2>/dev/null || "$PY" -m pip install -q -e '.[vllm]' \
+    >"$OUT/install_vllm.log" 2>&1 || echo "the [vllm] extra did not install: $OUT/install_vllm.log"
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled PYTHONUNBUFFERED=1
 "$PY" benchmarks/gpu_check.py "$OUT"
