@@ -338,7 +338,7 @@ def _failure(folder: Path, ranks: range, code: int) -> str:
     if silent:
         ranks = ", ".join(map(str, silent))
         parts.append(
-            f"rank {ranks} ended without finishing (killed: a signal, out of memory?); see "
+            f"rank {ranks} ended without finishing (killed: a signal, out of memory? a full disk?); see "
             f"{folder / RANKS_DIR}/rank<k>.log"
         )
     if not parts:

@@ -54,7 +54,10 @@ def main(argv: list[str]) -> int:
         else:
             log.exception("rank %d failed", ranks.rank)
         outcome = {"status": "error", "error_type": type(exc).__name__, "error": error}
-        distributed.write_outcome(folder, ranks.rank, outcome)
+        try:
+            distributed.write_outcome(folder, ranks.rank, outcome)
+        except OSError as lost:  # e.g. the disk is full: the launcher reads "ended"
+            log.error("rank %d: its outcome could not be written: %s", ranks.rank, lost)
         return 1
     distributed.write_outcome(folder, ranks.rank, {"status": "ok"})
     return 0

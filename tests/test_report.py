@@ -174,7 +174,7 @@ def test_a_judgement_edited_by_hand_is_named_with_its_field(
     rec = json.loads(lines[n])
     lines[n] = json.dumps(rec | {"value": bad}) + "\n"
     path.write_text("".join(lines), encoding="utf-8")
-    with pytest.raises(ReeditError) as err:
+    with pytest.raises(ReeditError, match=r"judgement '.*': its field 'value' is ") as err:
         run(compose(*REAL, "stages=[report]"), run_dir=copy)
     message = str(err.value)
     assert f"{path}:{n + 1}" in message and f"'{rec['key']}'" in message, message
