@@ -338,8 +338,8 @@ def _failure(folder: Path, ranks: range, code: int) -> str:
     if silent:
         ranks = ", ".join(map(str, silent))
         parts.append(
-            f"rank {ranks} ended without finishing (killed: a signal, out of memory? a full disk?); see "
-            f"{folder / RANKS_DIR}/rank<k>.log"
+            f"rank {ranks} ended without finishing (killed: a signal, out of memory? a full "
+            f"disk?); see {folder / RANKS_DIR}/rank<k>.log"
         )
     if not parts:
         parts.append(f"the ranks' launcher exited with code {code}")

@@ -7,13 +7,14 @@ plot is drawn (Agg, no display)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reedit.files import temp_path
+from reedit.files import write_bytes_atomic
 
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -46,10 +47,9 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    fig.savefig(tmp, dpi=DPI, format=path.suffix.lstrip(".") or "png")
-    tmp.replace(path)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=DPI, format="png")
+    write_bytes_atomic(png.getvalue(), path)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

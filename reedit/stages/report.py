@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections import Counter
@@ -12,7 +13,6 @@ from typing import Any
 
 from reedit.config import ReeditError
 from reedit.data.base import BadRecord, Sample
-from reedit.files import temp_path
 from reedit.layout import judgement_key
 from reedit.records import (
     ERROR,
@@ -253,10 +253,8 @@ def _write_csv(views: list[SampleView], rounds: int, labels, metrics, path: Path
                     row[base] = "" if value is None else value
                 row[f"{base}_status"] = j.status
         rows.append(row)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(text.getvalue().encode(), path)
